@@ -226,6 +226,45 @@ class InboxConfig(Model):
     output: ConfigPath | None = Field(
         None, description="Folder for sidecars (default: next to each image)."
     )
+    follow_symlinks: bool = Field(
+        False, description="OCR files that are symbolic links (by default they are refused)."
+    )
+    watch: Literal["auto", "native", "poll"] = Field(
+        "auto",
+        description="How to notice new files: native (inotify), poll, or auto "
+        "(poll on network and FUSE file systems, found from the mount table).",
+    )
+    poll_interval: float = Field(
+        5.0, ge=0.1, le=3600, description="Seconds between directory polls in poll mode."
+    )
+    settle_seconds: float | None = Field(
+        None,
+        ge=0,
+        le=3600,
+        description="Quiet period (size and mtime unchanged) before a file without a "
+        "close event is read; default 1 s for native watching, 10 s when polling.",
+    )
+    incomplete_timeout: float = Field(
+        600.0,
+        ge=0,
+        le=7 * 86400,
+        description="How long a truncated image is retried, waiting for its writer to finish.",
+    )
+    after: Literal["keep", "move", "delete"] = Field(
+        "keep", description="What to do with an image once its sidecars are written."
+    )
+    done_dir: ConfigPath | None = Field(
+        None, description="Where `after: move` puts images (default: a `done` folder in the inbox)."
+    )
+    failed_dir: ConfigPath | None = Field(
+        None, description="If set, failed images (with their .error.json) are moved here."
+    )
+
+    @model_validator(mode="after")
+    def _after_needs(self) -> InboxConfig:
+        if self.done_dir is not None and self.after != "move":
+            raise ValueError("done_dir is only used with `after: move`")
+        return self
 
     @field_validator("language")
     @classmethod
@@ -281,19 +320,53 @@ class Config(Model):
         le=64,
         description="Worker threads; default 4 for ocr.space and one per core for tesseract.",
     )
+    state_dir: ConfigPath | None = Field(
+        None,
+        description="Folder for the daemon's cache and status; default $STATE_DIRECTORY, "
+        "else $XDG_STATE_HOME/ocrwatch (~/.local/state/ocrwatch).",
+    )
+    rescan_interval: float = Field(
+        600.0,
+        ge=0,
+        le=7 * 86400,
+        description="Seconds between full rescans of every inbox (0: only at start and on demand).",
+    )
+    shutdown_timeout: float = Field(
+        30.0, ge=0, le=3600, description="On stop, how long files in progress may take to finish."
+    )
+    transient_attempts: int = Field(
+        3,
+        ge=1,
+        le=20,
+        description="Times a file is tried when ocr.space keeps failing transiently "
+        "(each try already retries `ocrspace.attempts` times per endpoint).",
+    )
+    max_pending: int = Field(
+        10_000,
+        ge=10,
+        le=10_000_000,
+        description="Most files held waiting at once; a larger backlog is taken in parts.",
+    )
     inboxes: list[InboxConfig] = Field(default_factory=list, description="The watched folders.")
 
 
 class LoadedConfig:
-    """A validated config and the file it came from (None for built-in defaults)."""
+    """A validated config, the file it came from (None for built-in defaults) and its YAML tree."""
 
-    def __init__(self, config: Config, path: Path | None) -> None:
+    def __init__(self, config: Config, path: Path | None, root: yaml.Node | None = None) -> None:
         self.config = config
         self.path = path
+        self.root = root
 
     @property
     def source(self) -> str:
         return str(self.path) if self.path else "(built-in defaults)"
+
+    def where(self, loc: Sequence[str | int]) -> str:
+        """``file:line: at 'key.path': `` for messages about the key at ``loc``."""
+        line = _line_of(self.root, loc)
+        place = f"{self.source}:{line}" if line and self.path else self.source
+        return f"{place}: at '{key_path(loc)}': "
 
 
 def search_paths(env: Mapping[str, str] | None = None) -> list[Path]:
@@ -331,10 +404,10 @@ def load_config(path: Path) -> LoadedConfig:
         raise ConfigError(f"{path}: config file not found") from None
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path}: cannot read config file: {error}") from error
-    return LoadedConfig(parse_config(text, path), path)
+    return parse_config(text, path)
 
 
-def parse_config(text: str, path: Path) -> Config:
+def parse_config(text: str, path: Path) -> LoadedConfig:
     """Validate YAML ``text`` read from ``path``; relative paths resolve against its folder."""
     loader = _StrictLoader(text)
     try:
@@ -354,9 +427,10 @@ def parse_config(text: str, path: Path) -> Config:
         raise ConfigError(f"{path}: the top level must be a mapping of keys, not {type(data).__name__}")
     base_dir = path.resolve().parent
     try:
-        return Config.model_validate(data, context={"base_dir": base_dir})
+        config = Config.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as error:
         raise ConfigError(format_validation_error(error, path, node)) from None
+    return LoadedConfig(config, path, node)
 
 
 def default_config() -> LoadedConfig:
@@ -428,10 +502,9 @@ def _line_of(root: yaml.Node | None, loc: Sequence[str | int]) -> int | None:
                     child = value
                     line = key.start_mark.line + 1
                     break
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if 0 <= part < len(node.value):
-                child = node.value[part]
-                line = child.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+            child = node.value[part]
+            line = child.start_mark.line + 1
         if child is None:
             break
         node = child

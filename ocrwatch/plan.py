@@ -1,0 +1,335 @@
+"""From a validated config to a plan: the engine, rules and folders of every inbox.
+
+The config says what the user wrote; the plan says what ocrwatch will do with
+it on this machine: which engine each inbox uses and why, where the API key
+comes from, which language data it needs, and where sidecars go. Problems
+found here (a missing folder, no key for an ocr.space inbox, a language
+without data) are reported together with those of the config itself.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ocrwatch.apikey import CREDENTIAL_NAME, ENV_KEY, ApiKey, find_api_key
+from ocrwatch.config import DEFAULT_PATTERNS, Config, InboxConfig, LoadedConfig
+from ocrwatch.errors import ConfigError
+from ocrwatch.geometry import BoxRule, CropRule
+
+OCRSPACE_ENGINE2_MAX_SIDE = 5000
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Everything that shapes the OCR result of one image; its fingerprint goes in sidecars."""
+
+    engine: str
+    language: str = "eng"
+    crop: CropRule | None = None
+    regions: tuple[tuple[str, BoxRule], ...] = ()
+    overlay: bool = False
+    detect_orientation: bool = True
+    engine_options: tuple[tuple[str, Any], ...] = ()
+    max_pixels: int = 150_000_000
+
+    def describe(self) -> dict[str, Any]:
+        """The rules as plain JSON data, as recorded in sidecars."""
+        return {
+            "engine": self.engine,
+            "language": self.language,
+            "crop": self.crop.describe() if self.crop else None,
+            "regions": {name: rule.describe() for name, rule in self.regions} or None,
+            "overlay": self.overlay,
+            "detect_orientation": self.detect_orientation,
+            self.engine: dict(self.engine_options),
+        }
+
+    @property
+    def fingerprint(self) -> str:
+        """A hash of :meth:`describe`: equal fingerprints mean an equal result is expected."""
+        canonical = json.dumps(self.describe(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def option(self, name: str, default: Any = None) -> Any:
+        return dict(self.engine_options).get(name, default)
+
+
+@dataclass(frozen=True)
+class InboxPlan:
+    """One inbox as it will be processed."""
+
+    index: int | None
+    """Position in ``inboxes``; None for files given on the command line outside any inbox."""
+    path: Path
+    rules: Rules
+    engine_reason: str
+    patterns: tuple[str, ...] = DEFAULT_PATTERNS
+    recursive: bool = False
+    output: Path | None = None
+    follow_symlinks: bool = False
+    watch: str = "auto"
+    poll_interval: float = 5.0
+    settle_seconds: float | None = None
+    incomplete_timeout: float = 600.0
+    after: str = "keep"
+    done_dir: Path | None = None
+    failed_dir: Path | None = None
+
+    @property
+    def excluded(self) -> tuple[Path, ...]:
+        """Folders inside this inbox that are never scanned: where ocrwatch puts things."""
+        return tuple(folder for folder in (self.output, self.done_dir, self.failed_dir) if folder is not None)
+
+    @property
+    def label(self) -> str:
+        return f"inboxes[{self.index}] {self.path}" if self.index is not None else "(no inbox)"
+
+    def matches(self, name: str) -> bool:
+        """True when a file called ``name`` is one this inbox OCRs."""
+        lowered = name.lower()
+        return any(fnmatch.fnmatchcase(lowered, pattern.lower()) for pattern in self.patterns)
+
+    def contains(self, path: Path) -> bool:
+        """True when ``path`` lies in this inbox (directly, or below it when recursive)."""
+        try:
+            relative = path.relative_to(self.path)
+        except ValueError:
+            return False
+        return len(relative.parts) == 1 or (self.recursive and len(relative.parts) > 1)
+
+    def sidecar_dir(self, image: Path) -> Path:
+        """Where the sidecars of ``image`` go: beside it, or mirrored under ``output``."""
+        if self.output is None:
+            return image.parent
+        try:
+            relative = image.parent.relative_to(self.path)
+        except ValueError:
+            return self.output
+        return self.output / relative
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The whole run: every inbox, the key, and what to warn about."""
+
+    loaded: LoadedConfig
+    inboxes: tuple[InboxPlan, ...]
+    loose: InboxPlan
+    """Rules for files named on the command line that lie in no inbox."""
+    api_key: ApiKey | None
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def config(self) -> Config:
+        return self.loaded.config
+
+    @property
+    def engines(self) -> set[str]:
+        """The engines some inbox (or loose file) may use."""
+        return {inbox.rules.engine for inbox in self.inboxes} | {self.loose.rules.engine}
+
+    def inbox_for(self, path: Path) -> InboxPlan:
+        """The inbox whose rules apply to ``path``, or the loose-file rules."""
+        best: InboxPlan | None = None
+        for inbox in self.inboxes:
+            if inbox.contains(path) and (best is None or len(inbox.path.parts) > len(best.path.parts)):
+                best = inbox
+        return best or self.loose
+
+
+def make_plan(
+    loaded: LoadedConfig,
+    *,
+    env: Mapping[str, str] | None = None,
+    require_inboxes: bool = True,
+    check_folders: bool = True,
+) -> Plan:
+    """Resolve ``loaded`` for this machine. Raises ConfigError listing every problem."""
+    from ocrwatch import engines  # late: engine modules import heavy libraries
+
+    env = os.environ if env is None else env
+    config = loaded.config
+    problems: list[str] = []
+    lookup = find_api_key(config.ocrspace, loaded.path, env)
+    warnings = list(lookup.warnings)
+    default_engine, default_reason = _default_engine(config, lookup.key)
+
+    plans = []
+    for index, inbox in enumerate(config.inboxes):
+        if inbox.engine is not None:
+            engine, reason = inbox.engine, f"inboxes[{index}].engine"
+        else:
+            engine, reason = default_engine, default_reason
+        plans.append(
+            InboxPlan(
+                index=index,
+                path=inbox.path,
+                rules=_rules(config, inbox, engine),
+                engine_reason=reason,
+                patterns=inbox.patterns,
+                recursive=inbox.recursive,
+                output=inbox.output,
+                follow_symlinks=inbox.follow_symlinks,
+                watch=inbox.watch,
+                poll_interval=inbox.poll_interval,
+                settle_seconds=inbox.settle_seconds,
+                incomplete_timeout=inbox.incomplete_timeout,
+                after=inbox.after,
+                done_dir=(inbox.done_dir or inbox.path / "done") if inbox.after == "move" else None,
+                failed_dir=inbox.failed_dir,
+            )
+        )
+    loose = InboxPlan(
+        index=None,
+        path=Path("/"),
+        rules=Rules(
+            engine=default_engine,
+            engine_options=_engine_options(config, default_engine, table=False, scale=False),
+            max_pixels=config.max_pixels,
+        ),
+        engine_reason=default_reason,
+    )
+
+    if require_inboxes and not plans:
+        problems.append(f"{loaded.source}: at 'inboxes': no inboxes configured")
+    checked: set[tuple[str, str]] = set()
+    for plan in plans:
+        assert plan.index is not None
+        where = loaded.where(["inboxes", plan.index])
+        if plan.rules.engine == "ocrspace" and lookup.key is None:
+            problems.append(
+                where + "uses ocr.space but no API key was found: set ocrspace.api_key_file, "
+                f"${ENV_KEY}, or the systemd credential {CREDENTIAL_NAME}"
+            )
+        language_problem = _language_problem(config, plan.rules)
+        if language_problem:
+            problems.append(loaded.where(["inboxes", plan.index, "language"]) + language_problem)
+        elif (plan.rules.engine, plan.rules.language) not in checked:
+            checked.add((plan.rules.engine, plan.rules.language))
+            problem = engines.language_problem(plan.rules.engine, plan.rules.language, config, env)
+            if problem:
+                problems.append(loaded.where(["inboxes", plan.index, "language"]) + problem)
+        if check_folders:
+            problems.extend(_folder_problems(loaded, plan))
+    problems.extend(_overlap_problems(loaded, plans))
+    if problems:
+        raise ConfigError(problems)
+    return Plan(loaded=loaded, inboxes=tuple(plans), loose=loose, api_key=lookup.key, warnings=tuple(warnings))
+
+
+def _default_engine(config: Config, key: ApiKey | None) -> tuple[str, str]:
+    if config.engine is not None:
+        return config.engine, "engine set in the config"
+    if key is not None:
+        return "ocrspace", f"no engine set and an ocr.space {key} was found"
+    return (
+        "tesseract",
+        "no engine set and no ocr.space API key found "
+        f"(looked at ocrspace.api_key_file, ${ENV_KEY}, credential {CREDENTIAL_NAME})",
+    )
+
+
+def _engine_options(config: Config, engine: str, *, table: bool, scale: bool) -> tuple[tuple[str, Any], ...]:
+    if engine == "ocrspace":
+        return (
+            ("ocr_engine", config.ocrspace.ocr_engine),
+            ("max_upload_bytes", config.ocrspace.max_upload_bytes),
+            ("scale", scale),
+            ("table", table),
+        )
+    return (("deskew", config.tesseract.deskew),)
+
+
+def _rules(config: Config, inbox: InboxConfig, engine: str) -> Rules:
+    return Rules(
+        engine=engine,
+        language=inbox.language,
+        crop=inbox.crop.rule() if inbox.crop else None,
+        regions=tuple((name, region.rule()) for name, region in (inbox.regions or {}).items()),
+        overlay=inbox.overlay,
+        detect_orientation=inbox.detect_orientation,
+        engine_options=_engine_options(config, engine, table=inbox.table, scale=inbox.scale),
+        max_pixels=config.max_pixels,
+    )
+
+
+def _language_problem(config: Config, rules: Rules) -> str | None:
+    if rules.language != "auto":
+        return None
+    if rules.engine == "tesseract":
+        return "'auto' needs the ocr.space engine (OCREngine 2 or 3); the local engine needs a language such as 'eng'"
+    if config.ocrspace.ocr_engine == 1:
+        return "'auto' works only with ocrspace.ocr_engine 2 or 3 (ocr_engine is 1)"
+    return None
+
+
+def _folder_problems(loaded: LoadedConfig, plan: InboxPlan) -> list[str]:
+    assert plan.index is not None
+    where = loaded.where(["inboxes", plan.index, "path"])
+    if not plan.path.exists():
+        return [where + f"folder {plan.path} does not exist"]
+    if not plan.path.is_dir():
+        return [where + f"{plan.path} is not a folder"]
+    if not os.access(plan.path, os.R_OK | os.X_OK):
+        return [where + f"folder {plan.path} is not readable by this user"]
+    return []
+
+
+def _overlap_problems(loaded: LoadedConfig, plans: list[InboxPlan]) -> list[str]:
+    """Inboxes that would see each other's files, or outputs that would come back as inputs."""
+    problems = []
+    for index, plan in enumerate(plans):
+        for other in plans:
+            if other is plan:
+                continue
+            if plan.path == other.path:
+                if other.index is not None and other.index < index:
+                    problems.append(
+                        loaded.where(["inboxes", index, "path"])
+                        + f"{plan.path} is already inboxes[{other.index}]; merge the two entries"
+                    )
+            elif _watched_by(other, plan.path):
+                problems.append(
+                    loaded.where(["inboxes", index, "path"])
+                    + f"{plan.path} lies inside inboxes[{other.index}] ({other.path}), which is "
+                    "recursive: its files would be picked up twice"
+                )
+        for key, folder in (("done_dir", plan.done_dir), ("failed_dir", plan.failed_dir)):
+            if folder is None:
+                continue
+            for other in plans:
+                if other is not plan and (folder == other.path or _watched_by(other, folder)):
+                    problems.append(
+                        loaded.where(["inboxes", index, key])
+                        + f"{folder} is watched by inboxes[{other.index}] ({other.path}): "
+                        "images moved there would be OCR'd again"
+                    )
+    return problems
+
+
+def _watched_by(inbox: InboxPlan, folder: Path) -> bool:
+    """True when files in ``folder`` would be candidates of ``inbox``."""
+    if folder == inbox.path:
+        return True
+    if not inbox.recursive:
+        return False
+    try:
+        relative = folder.relative_to(inbox.path)
+    except ValueError:
+        return False
+    return not any(_within(folder, excluded) for excluded in inbox.excluded) and bool(relative.parts)
+
+
+def _within(path: Path, folder: Path) -> bool:
+    try:
+        path.relative_to(folder)
+    except ValueError:
+        return False
+    return True
