@@ -93,9 +93,10 @@ class OutputError(FileError):
 
 
 class OcrError(FileError):
-    """An OCR engine failed; subclasses say how."""
+    """An OCR engine failed; subclasses say how. ``attempts`` counts requests made."""
 
     classification: Classification = "engine"
+    attempts: int = 1
 
 
 class BadInputError(OcrError):
@@ -108,6 +109,10 @@ class TransientError(OcrError):
     """A failure that may heal: timeouts, HTTP 5xx, resets, malformed answers."""
 
     classification: Classification = "transient"
+
+
+class Interrupted(TransientError):
+    """Work stopped because ocrwatch is shutting down; the file is left for the next start."""
 
 
 class RateLimitError(OcrError):
