@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ocrwatch.imaging import ImageInfo
 
 
 @dataclass(frozen=True)
@@ -105,9 +108,9 @@ class OcrRequest:
     name: str = "image"
     """A short name for logs and upload file names, without extension."""
     original: bytes | None = field(default=None, repr=False)
-    """The file's own bytes when they may be sent as-is (no crop, upright, plain format)."""
-    original_format: str | None = None
-    """Pillow format name of ``original`` (JPEG, PNG, ...)."""
+    """The file's own bytes, given when ``image`` is the whole file (no crop or region)."""
+    original_info: ImageInfo | None = None
+    """What the file's header says about ``original`` (format, mode, orientation)."""
 
 
 @dataclass(frozen=True)
@@ -138,7 +141,7 @@ class OcrEngine(abc.ABC):
     def recognize(self, request: OcrRequest) -> OcrResult:
         """Read one image. Thread-safe. Raises :class:`ocrwatch.errors.OcrError` subclasses."""
 
-    def check_language(self, language: str) -> None:
+    def check_language(self, language: str) -> None:  # noqa: B027 - optional hook
         """Raise :class:`ocrwatch.errors.EngineUnavailableError` if ``language`` cannot be read."""
 
     def settings(self) -> dict[str, Any]:

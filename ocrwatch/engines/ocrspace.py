@@ -1,0 +1,210 @@
+"""The ocr.space engine: fit the upload, send it, retry what may heal, map boxes back.
+
+Requests follow ``API.md`` to the letter: multipart with one file part whose
+name ends in the extension of its bytes, ``filetype`` set, booleans as
+lowercase ``"true"``/``"false"``, the key in the ``apikey`` header, no
+parameter the API does not list, and separate connect and read timeouts.
+
+Retry policy: a transient failure (timeout, connection error, HTTP 5xx,
+``OCRExitCode`` 6, a malformed answer) is retried up to ``attempts`` times per
+endpoint with exponential backoff and full jitter, then the next endpoint is
+tried. A rate-limit answer pauses the shared :class:`RequestGate` for the
+window the API names and is raised at once; an invalid key blocks the gate and
+is raised at once; bad input is raised at once, since retrying it only burns
+quota. Sleeping and waiting stop early when the engine's ``stop`` event is set.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import threading
+import time
+from dataclasses import replace
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from ocrwatch import __version__, imaging
+from ocrwatch.apikey import ApiKey
+from ocrwatch.config import OcrSpaceConfig
+from ocrwatch.engines.base import OcrEngine, OcrRequest, OcrResult, Page, Upload
+from ocrwatch.engines.ocrspace_answer import Answer, read_answer
+from ocrwatch.errors import (
+    Interrupted,
+    InvalidKeyError,
+    OcrError,
+    RateLimitError,
+    TransientError,
+)
+from ocrwatch.ratelimit import RequestGate
+
+logger = logging.getLogger(__name__)
+
+ENGINE2_MAX_SIDE = 5000
+BACKOFF_BASE_SECONDS = 1.0
+BACKOFF_MAX_SECONDS = 30.0
+UPLOAD_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+UPLOAD_NAME_MAX = 60
+MIME_TYPES = {"JPG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "TIF": "image/tiff", "BMP": "image/bmp"}
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def upload_name(name: str, extension: str) -> str:
+    """An ASCII file name for the multipart part, ending in ``extension``."""
+    stem = UPLOAD_NAME_CHARS.sub("_", name).strip("._-") or "image"
+    return f"{stem[:UPLOAD_NAME_MAX]}.{extension}"
+
+
+class OcrSpaceEngine(OcrEngine):
+    """OCR through the ocr.space HTTP API."""
+
+    name = "ocrspace"
+
+    def __init__(
+        self,
+        config: OcrSpaceConfig,
+        api_key: ApiKey,
+        *,
+        pool_size: int = 4,
+        stop: threading.Event | None = None,
+        gate: RequestGate | None = None,
+        backoff_base: float = BACKOFF_BASE_SECONDS,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self._key = api_key
+        self.gate = gate or RequestGate(config.rate_limit)
+        self.stop = stop or threading.Event()
+        self._backoff_base = backoff_base
+        self._rng = rng or random.Random()
+        self._session = requests.Session()
+        self._session.headers["User-Agent"] = f"ocrwatch/{__version__}"
+        adapter = HTTPAdapter(pool_connections=len(config.endpoint), pool_maxsize=max(pool_size, 1), max_retries=0)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+
+    def settings(self) -> dict[str, object]:
+        return {"ocr_engine": self.config.ocr_engine}
+
+    def check_language(self, language: str) -> None:
+        """ocr.space accepts any 3-letter code; ``auto`` needs engine 2 or 3 (checked in the plan)."""
+
+    def recognize(self, request: OcrRequest) -> OcrResult:
+        """Fit, send (with retries and failover), and map word boxes back to ``request.image``."""
+        started = time.perf_counter()
+        upload = imaging.fit_upload(
+            request.image,
+            max_bytes=self.config.max_upload_bytes,
+            max_side=ENGINE2_MAX_SIDE if self.config.ocr_engine == 2 else None,
+            original=request.original,
+            info=request.original_info,
+        )
+        answer, endpoint, attempts = self._send(request, upload)
+        pages = tuple(_unscale(page, upload.scale) for page in answer.pages)
+        return OcrResult(
+            pages=pages,
+            engine=self.name,
+            seconds=time.perf_counter() - started,
+            upload=upload,
+            raw=answer.raw,
+            endpoint=endpoint,
+            attempts=attempts,
+        )
+
+    def fields(self, request: OcrRequest, upload: Upload) -> dict[str, str]:
+        """The form fields of a request: documented names only."""
+        return {
+            "language": request.language,
+            "isOverlayRequired": _flag(request.overlay),
+            "detectOrientation": _flag(request.detect_orientation),
+            "scale": _flag(request.scale),
+            "isTable": _flag(request.table),
+            "OCREngine": str(self.config.ocr_engine),
+            "filetype": upload.filetype,
+        }
+
+    def _send(self, request: OcrRequest, upload: Upload) -> tuple[Answer, str, int]:
+        fields = self.fields(request, upload)
+        filename = upload_name(request.name, upload.extension)
+        files = {"file": (filename, upload.data, MIME_TYPES.get(upload.filetype, "application/octet-stream"))}
+        attempts = 0
+        last: TransientError | None = None
+        for endpoint in self.config.endpoint:
+            for attempt in range(self.config.attempts):
+                if attempt:
+                    self._backoff(attempt)
+                self.gate.acquire(self.stop)
+                attempts += 1
+                try:
+                    return self._post(endpoint, fields, files), endpoint, attempts
+                except RateLimitError as error:
+                    self.gate.pause(error.retry_after, str(error))
+                    error.attempts = attempts
+                    raise
+                except InvalidKeyError as error:
+                    self.gate.block(str(error))
+                    error.attempts = attempts
+                    raise
+                except TransientError as error:
+                    last = error
+                    logger.warning(
+                        "%s: attempt %d at %s failed: %s", request.name, attempts, endpoint, error
+                    )
+                except OcrError as error:
+                    error.attempts = attempts
+                    raise
+        assert last is not None
+        failure = TransientError(
+            f"gave up after {attempts} attempts on {len(self.config.endpoint)} endpoint(s): {last}"
+        )
+        failure.attempts = attempts
+        raise failure from last
+
+    def _post(
+        self, endpoint: str, fields: dict[str, str], files: dict[str, tuple[str, bytes, str]]
+    ) -> Answer:
+        try:
+            response = self._session.post(
+                endpoint,
+                data=fields,
+                files=files,
+                headers={"apikey": self._key.value},
+                timeout=(self.config.connect_timeout, self.config.timeout),
+            )
+            body = response.content
+        except requests.Timeout as error:
+            raise TransientError(f"no answer from {endpoint} within the timeout ({_reason(error)})") from None
+        except requests.RequestException as error:
+            raise TransientError(f"request to {endpoint} failed: {_reason(error)}") from None
+        return read_answer(response.status_code, body, retry_after=response.headers.get("Retry-After"))
+
+    def _backoff(self, attempt: int) -> None:
+        ceiling = min(BACKOFF_MAX_SECONDS, self._backoff_base * 2 ** (attempt - 1))
+        delay = self._rng.uniform(ceiling / 2, ceiling)
+        if self.stop.wait(delay):
+            raise Interrupted("stopped while waiting to retry")
+
+    def close(self) -> None:
+        self.stop.set()
+        self.gate.wake()
+        self._session.close()
+
+
+def _unscale(page: Page, scale: float) -> Page:
+    if scale == 1.0 or not page.words:
+        return page
+    return replace(page, words=tuple(word.moved(dx=0.0, dy=0.0, scale=scale) for word in page.words))
+
+
+def _reason(error: Exception) -> str:
+    """The innermost readable cause of a requests error, without URLs' query strings."""
+    cause: BaseException = error
+    while cause.__context__ is not None and cause.__context__ is not cause:
+        cause = cause.__context__
+    text = str(cause) or type(cause).__name__
+    return text if len(text) < 300 else text[:300] + "..."
