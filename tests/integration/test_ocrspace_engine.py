@@ -12,7 +12,14 @@ from ocrwatch.apikey import ApiKey
 from ocrwatch.config import OcrSpaceConfig
 from ocrwatch.engines.base import OcrRequest
 from ocrwatch.engines.ocrspace import OcrSpaceEngine, upload_name
-from ocrwatch.errors import BadInputError, Interrupted, InvalidKeyError, OcrError, RateLimitError, TransientError
+from ocrwatch.errors import (
+    BadInputError,
+    Interrupted,
+    InvalidKeyError,
+    OcrError,
+    RateLimitError,
+    TransientError,
+)
 from ocrwatch.ratelimit import RequestGate
 from tests.support.ocrspace_server import FakeOcrSpace
 from tests.support.render import page
