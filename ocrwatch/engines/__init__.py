@@ -93,14 +93,16 @@ def _tesseract(config: Config, env: Mapping[str, str] | None) -> OcrEngine:
     return engine(tessdata=config.tesseract.tessdata, deskew=config.tesseract.deskew, env=env)  # type: ignore[call-arg]
 
 
-def language_problem(name: str, language: str, config: Config, env: Mapping[str, str]) -> str | None:
-    """Why engine ``name`` cannot read ``language`` here, or None when it can."""
+def language_problem(
+    name: str, language: str, config: Config, env: Mapping[str, str], *, detect_orientation: bool = True
+) -> str | None:
+    """Why engine ``name`` cannot read ``language`` here (with orientation data if asked), or None."""
     if name != "tesseract":
         return None
     try:
         engine = _tesseract(config, env)
         try:
-            engine.check_language(language)
+            engine.check_language(language, detect_orientation=detect_orientation)  # type: ignore[call-arg]
         finally:
             engine.close()
     except EngineUnavailableError as error:

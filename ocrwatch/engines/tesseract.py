@@ -1,0 +1,228 @@
+"""The local engine: Tesseract in-process through tesserocr.
+
+It owns the Tesseract API objects (one per worker thread and language, made
+on first use and ended in :meth:`TesseractEngine.close`), the choice of page
+segmentation mode, and turning Tesseract's results into :class:`Page` text and
+word boxes in the caller's pixels. Image preparation lives in
+:mod:`ocrwatch.preprocess`, language names and data folders in
+:mod:`ocrwatch.languages`. No subprocess, no temporary files.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import tesserocr
+
+from ocrwatch import languages, preprocess
+from ocrwatch.engines.base import OcrEngine, OcrRequest, OcrResult, Page, Word
+from ocrwatch.errors import BadInputError, EngineUnavailableError, OcrError
+
+logger = logging.getLogger(__name__)
+
+RECOGNIZE_TIMEOUT_MS = 300_000
+"""Longest Tesseract may spend on one image; a 300 dpi page takes about 2 s."""
+DEGREES_PER_QUARTER_TURN = 90
+PREPROCESS_VERSION = 1
+"""Bump when :mod:`ocrwatch.preprocess` changes what Tesseract sees."""
+
+
+class TesseractEngine(OcrEngine):
+    """Tesseract through tesserocr, with deskew and background flattening first.
+
+    Thread-safe: each worker thread gets its own ``PyTessBaseAPI`` per language.
+    """
+
+    name = "tesseract"
+
+    def __init__(
+        self,
+        *,
+        tessdata: Path | None = None,
+        deskew: bool = True,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self._folder = languages.tessdata_dir(tessdata, os.environ if env is None else env)
+        self._deskew = deskew
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._apis: list[tesserocr.PyTessBaseAPI] = []
+        self._closed = False
+        # (ocr.space code, orientation) pairs already found installed, to spare a
+        # folder listing per image; data removed while running fails in Tesseract.
+        self._checked: dict[tuple[str, bool], str] = {}
+
+    @property
+    def folder(self) -> Path:
+        """The folder the traineddata files are read from."""
+        return self._folder
+
+    def check_language(self, language: str, *, detect_orientation: bool = True) -> None:
+        """Raise EngineUnavailableError unless ``language`` (and OSD data if needed) is installed."""
+        self._tesseract_language(language, detect_orientation=detect_orientation)
+
+    def settings(self) -> dict[str, Any]:
+        """What shapes the text besides the request: deskew, Tesseract version, data folder."""
+        return {
+            "deskew": self._deskew,
+            "preprocess": PREPROCESS_VERSION,
+            "tesseract": tesseract_version(),
+            "data": str(self._folder),
+        }
+
+    def recognize(self, request: OcrRequest) -> OcrResult:
+        """Read one image. Thread-safe.
+
+        Raises BadInputError for an array that is not a uint8 gray or BGR image,
+        OcrError when Tesseract fails on it, and EngineUnavailableError when the
+        language data is missing or the engine is closed.
+        """
+        started = time.perf_counter()
+        language = self._checked.get((request.language, request.detect_orientation))
+        if language is None:
+            language = self._tesseract_language(
+                request.language, detect_orientation=request.detect_orientation
+            )
+            self._checked[(request.language, request.detect_orientation)] = language
+        try:
+            prepared = preprocess.prepare(request.image, deskew=self._deskew)
+        except ValueError as error:
+            raise BadInputError(f"{request.name}: {error}") from error
+        api = self._api(language)
+        mode = tesserocr.PSM.AUTO_OSD if request.detect_orientation else tesserocr.PSM.AUTO
+        page = _read(api, prepared, mode=mode, request=request)
+        seconds = time.perf_counter() - started
+        logger.debug(
+            "%s: tesseract read %d characters in %.2f s (skew %.2f, scale %g)",
+            request.name,
+            len(page.text),
+            seconds,
+            prepared.skew,
+            prepared.scale,
+        )
+        return OcrResult(pages=(page,), engine=self.name, seconds=seconds)
+
+    def close(self) -> None:
+        """End every Tesseract API object this engine made. Later calls to recognize fail."""
+        with self._lock:
+            self._closed = True
+            apis, self._apis = self._apis, []
+        for api in apis:
+            api.End()
+
+    def _tesseract_language(self, language: str, *, detect_orientation: bool) -> str:
+        try:
+            name = languages.tesseract_language(language)
+        except ValueError as error:
+            raise EngineUnavailableError(f"tesseract engine: {error}") from error
+        missing = languages.missing_languages(name, self._folder)
+        if detect_orientation and languages.OSD not in languages.installed_languages(self._folder):
+            missing.append(languages.OSD)
+        if missing:
+            needed_for = (
+                "orientation detection" if missing[0] == languages.OSD else f"language {language!r}"
+            )
+            raise EngineUnavailableError(
+                f"{needed_for} needs {languages.missing_language_hint(missing[0], self._folder)}"
+            )
+        return name
+
+    def _api(self, language: str) -> tesserocr.PyTessBaseAPI:
+        """This thread's API object for ``language``, made on first use."""
+        apis: dict[str, tesserocr.PyTessBaseAPI] | None = getattr(self._local, "apis", None)
+        if apis is None:
+            apis = self._local.apis = {}
+        api = apis.get(language)
+        if api is not None and not self._closed:
+            return api
+        with self._lock:
+            if self._closed:
+                raise EngineUnavailableError("the tesseract engine is closed")
+            try:
+                api = tesserocr.PyTessBaseAPI(path=str(self._folder), lang=language)
+            except RuntimeError as error:
+                raise EngineUnavailableError(
+                    f"tesseract could not load {language!r} from {self._folder}: {error}"
+                ) from error
+            self._apis.append(api)
+        apis[language] = api
+        return api
+
+
+def tesseract_version() -> str:
+    """The Tesseract library version, e.g. ``5.5.4``."""
+    first_line = str(tesserocr.tesseract_version()).splitlines()[0]
+    return first_line.removeprefix("tesseract").strip()
+
+
+def _read(
+    api: tesserocr.PyTessBaseAPI,
+    prepared: preprocess.Prepared,
+    *,
+    mode: tesserocr.PSM,
+    request: OcrRequest,
+) -> Page:
+    """Recognise ``prepared`` with ``api`` and collect text, words and orientation."""
+    image = prepared.image
+    height, width = image.shape
+    try:
+        api.SetPageSegMode(mode)
+        # tesserocr documents that SetImageBytes may not copy: keep ``pixels`` alive
+        # until Recognize is done.
+        pixels = image.tobytes()
+        api.SetImageBytes(pixels, width, height, 1, width)
+        if not api.Recognize(RECOGNIZE_TIMEOUT_MS):
+            raise OcrError(
+                f"{request.name}: tesseract could not read the {width}x{height} image "
+                f"(failed or took over {RECOGNIZE_TIMEOUT_MS // 1000} s)"
+            )
+        text = _clean_text(api.GetUTF8Text())
+        iterator = api.GetIterator()
+        orientation = None
+        words: list[Word] = []
+        if iterator is not None and not iterator.Empty(tesserocr.RIL.BLOCK):
+            if mode == tesserocr.PSM.AUTO_OSD:
+                orientation = int(iterator.Orientation()[0]) * DEGREES_PER_QUARTER_TURN
+            if request.overlay:
+                words = _words(iterator, prepared)
+    except RuntimeError as error:
+        raise OcrError(f"{request.name}: tesseract failed: {error}") from error
+    finally:
+        api.Clear()
+    return Page(text=text, words=tuple(words), orientation=orientation)
+
+
+def _words(iterator: Any, prepared: preprocess.Prepared) -> list[Word]:
+    """Every non-empty word with its box in input pixels and its line index."""
+    words: list[Word] = []
+    line = -1
+    for word in tesserocr.iterate_level(iterator, tesserocr.RIL.WORD):
+        if word.Empty(tesserocr.RIL.WORD):
+            continue
+        if word.IsAtBeginningOf(tesserocr.RIL.TEXTLINE) or line < 0:
+            line += 1
+        text = (word.GetUTF8Text(tesserocr.RIL.WORD) or "").strip()
+        box = word.BoundingBox(tesserocr.RIL.WORD)
+        if not text or box is None:
+            continue
+        left, top, box_width, box_height = prepared.box_in_input(*box)
+        words.append(
+            Word(text=text, left=left, top=top, width=box_width, height=box_height, line=line)
+        )
+    return words
+
+
+def _clean_text(text: str) -> str:
+    """Tesseract's text with ``\\n`` line ends, no trailing blanks, no form feed."""
+    lines = [line.rstrip() for line in text.replace("\f", "\n").splitlines()]
+    while lines and not lines[-1]:
+        lines.pop()
+    while lines and not lines[0]:
+        lines.pop(0)
+    return "\n".join(lines)

