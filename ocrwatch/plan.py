@@ -163,6 +163,7 @@ def make_plan(
 
     plans = []
     for index, inbox in enumerate(config.inboxes):
+        engine: str
         if inbox.engine is not None:
             engine, reason = inbox.engine, f"inboxes[{index}].engine"
         else:
@@ -199,7 +200,7 @@ def make_plan(
 
     if require_inboxes and not plans:
         problems.append(f"{loaded.source}: at 'inboxes': no inboxes configured")
-    checked: set[tuple[str, str]] = set()
+    checked: set[tuple[str, str, bool]] = set()
     for plan in plans:
         assert plan.index is not None
         where = loaded.where(["inboxes", plan.index])
@@ -211,9 +212,15 @@ def make_plan(
         language_problem = _language_problem(config, plan.rules)
         if language_problem:
             problems.append(loaded.where(["inboxes", plan.index, "language"]) + language_problem)
-        elif (plan.rules.engine, plan.rules.language) not in checked:
-            checked.add((plan.rules.engine, plan.rules.language))
-            problem = engines.language_problem(plan.rules.engine, plan.rules.language, config, env)
+        elif (plan.rules.engine, plan.rules.language, plan.rules.detect_orientation) not in checked:
+            checked.add((plan.rules.engine, plan.rules.language, plan.rules.detect_orientation))
+            problem = engines.language_problem(
+                plan.rules.engine,
+                plan.rules.language,
+                config,
+                env,
+                detect_orientation=plan.rules.detect_orientation,
+            )
             if problem:
                 problems.append(loaded.where(["inboxes", plan.index, "language"]) + problem)
         if check_folders:

@@ -1,0 +1,7 @@
+"""``python -m ocrwatch``: the same as the ``ocrwatch`` command."""
+
+import sys
+
+from ocrwatch.cli import main
+
+sys.exit(main())

@@ -1,0 +1,194 @@
+"""``ocrwatch once``: process the images already in the inboxes (or given paths), then exit.
+
+Files go through :func:`ocrwatch.pipeline.process_file` on a small thread pool
+per engine. What is not the file's fault is handled here: a short rate-limit
+pause is waited out and the file tried again; a long one leaves the file for
+later; a rejected API key stops the run, since every further call would fail
+the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from ocrwatch import after, engines, scan
+from ocrwatch.engines.base import OcrEngine
+from ocrwatch.errors import InvalidKeyError, OcrwatchError, RateLimitError
+from ocrwatch.pipeline import Outcome, process_file
+from ocrwatch.plan import InboxPlan, Plan
+
+logger = logging.getLogger(__name__)
+
+MAX_RATE_LIMIT_WAIT = 300.0
+"""Longest API pause ``once`` waits out; beyond it the file is left for later."""
+OCRSPACE_WORKERS = 4
+
+
+@dataclass(frozen=True)
+class Job:
+    """One file and the inbox whose rules apply."""
+
+    path: Path
+    inbox: InboxPlan
+
+
+@dataclass
+class Report:
+    """Every outcome of a run, in completion order."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+    aborted: str | None = None
+
+    def counts(self) -> Counter[str]:
+        return Counter(outcome.status for outcome in self.outcomes)
+
+    @property
+    def problems(self) -> list[Outcome]:
+        return [outcome for outcome in self.outcomes if not outcome.ok and outcome.status != "gone"]
+
+
+def collect(plan: Plan, targets: Iterable[str | os.PathLike[str]] = (), *, recursive: bool = False) -> list[Job]:
+    """The files to process: every inbox's candidates, or those under ``targets``.
+
+    Raises OcrwatchError for a target that does not exist.
+    """
+    jobs: list[Job] = []
+    seen: set[Path] = set()
+
+    def add(path: Path, inbox: InboxPlan) -> None:
+        if path not in seen:
+            seen.add(path)
+            jobs.append(Job(path, inbox))
+
+    target_list = [Path(os.path.abspath(os.path.expanduser(target))) for target in targets]
+    if not target_list:
+        for inbox in plan.inboxes:
+            for path in scan.walk(inbox):
+                add(path, inbox)
+        return jobs
+    for target in target_list:
+        if target.is_dir():
+            inbox = _folder_inbox(plan, target, recursive=recursive)
+            for path in scan.walk(inbox):
+                add(path, plan.inbox_for(path) if inbox.index is None else inbox)
+        elif target.exists() or target.is_symlink():
+            add(target, plan.inbox_for(target))
+        else:
+            raise OcrwatchError(f"{target}: no such file or folder")
+    return jobs
+
+
+def _folder_inbox(plan: Plan, folder: Path, *, recursive: bool) -> InboxPlan:
+    """The inbox to walk ``folder`` with: its own, or the loose rules rooted there."""
+    for inbox in plan.inboxes:
+        if inbox.path == folder:
+            return inbox
+    owner = plan.inbox_for(folder / "_")
+    return replace(owner, path=folder, recursive=recursive or owner.recursive)
+
+
+def default_workers(engine: str, configured: int | None) -> int:
+    """Worker threads for an engine: configured, else 4 for ocr.space, else one per core."""
+    if configured is not None:
+        return configured
+    if engine == "ocrspace":
+        return OCRSPACE_WORKERS
+    return max(1, len(os.sched_getaffinity(0)))
+
+
+def run_once(
+    plan: Plan,
+    jobs: list[Job],
+    *,
+    force: bool = False,
+    retry_failed: bool = False,
+    follow_symlinks: bool = False,
+    on_outcome: Callable[[Outcome], None] | None = None,
+    stop: threading.Event | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Report:
+    """Process ``jobs`` and return what happened to each."""
+    stop = stop or threading.Event()
+    report = Report()
+    by_engine: dict[str, list[Job]] = {}
+    for job in jobs:
+        by_engine.setdefault(job.inbox.rules.engine, []).append(job)
+    built: dict[str, OcrEngine] = {}
+    pools: dict[str, ThreadPoolExecutor] = {}
+    try:
+        for name in by_engine:
+            workers = default_workers(name, plan.config.workers)
+            built[name] = engines.create_engine(
+                name, plan.config, api_key=plan.api_key, workers=workers, env=env, stop=stop
+            )
+            pools[name] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"once-{name}")
+        pending: dict[Future[Outcome], Job] = {}
+
+        def submit(job: Job) -> None:
+            engine = built[job.inbox.rules.engine]
+            future = pools[job.inbox.rules.engine].submit(
+                process_file,
+                job.path,
+                job.inbox,
+                engine,
+                force=force,
+                retry_failed=retry_failed,
+                follow_symlinks=follow_symlinks,
+            )
+            pending[future] = job
+
+        for engine_jobs in by_engine.values():
+            for job in engine_jobs:
+                submit(job)
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                job = pending.pop(future)
+                outcome = future.result()
+                if _should_wait_out(outcome) and not stop.is_set() and report.aborted is None:
+                    logger.warning("%s: %s; trying again when the pause ends", job.path, outcome.message)
+                    submit(job)
+                    continue
+                if isinstance(outcome.error, InvalidKeyError) and report.aborted is None:
+                    report.aborted = str(outcome.error)
+                    stop.set()
+                if outcome.status in ("done", "failed"):
+                    _apply_after(job, success=outcome.status == "done")
+                report.outcomes.append(outcome)
+                if on_outcome is not None:
+                    on_outcome(outcome)
+    finally:
+        stop.set()
+        for pool in pools.values():
+            pool.shutdown(wait=True, cancel_futures=True)
+        for engine in built.values():
+            engine.close()
+    return report
+
+
+def _apply_after(job: Job, *, success: bool) -> None:
+    try:
+        after.finish(job.path, job.inbox, success=success)
+    except OSError as error:
+        logger.error("%s: cannot %s it: %s", job.path, job.inbox.after if success else "move", error)
+
+
+def _should_wait_out(outcome: Outcome) -> bool:
+    error = outcome.error
+    return isinstance(error, RateLimitError) and error.retry_after <= MAX_RATE_LIMIT_WAIT
+
+
+def describe(outcome: Outcome) -> str:
+    """One log line for an outcome."""
+    if outcome.status == "done":
+        return f"done {outcome.path}: {outcome.message} in {outcome.seconds:.2f} s"
+    if outcome.classification:
+        return f"{outcome.status} {outcome.path}: [{outcome.classification}] {outcome.message}"
+    return f"{outcome.status} {outcome.path}: {outcome.message}"

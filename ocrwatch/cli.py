@@ -1,0 +1,227 @@
+"""The ``ocrwatch`` command: parse arguments, call the work, map errors to exit codes.
+
+Exit codes: 0 success; 1 some files failed (``once``); 2 configuration or
+usage error, or the API key was rejected; 130 interrupted. This is the only
+module that turns errors into exit codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from ocrwatch import __version__, batch, logs
+from ocrwatch.config import LoadedConfig, default_config, find_config, load_config, search_paths
+from ocrwatch.errors import EXIT_CONFIG, EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, OcrwatchError
+from ocrwatch.pipeline import Outcome
+from ocrwatch.plan import InboxPlan, Plan, make_plan
+
+logger = logging.getLogger("ocrwatch")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "command", None) is None:
+        parser.print_help(sys.stderr)
+        return EXIT_CONFIG
+    logs.setup(_verbosity(args))
+    try:
+        code: int = args.handler(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except OcrwatchError as error:
+        for line in str(error).splitlines() or [type(error).__name__]:
+            print(f"ocrwatch: {logs.redact(line)}", file=sys.stderr)
+        return error.exit_code
+    return code
+
+
+def _verbosity(args: argparse.Namespace) -> int:
+    if getattr(args, "quiet", False):
+        return -1
+    return int(getattr(args, "verbose", 0))
+
+
+def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    default = argparse.SUPPRESS if suppress else None
+    parser.add_argument(
+        "-c",
+        "--config",
+        metavar="FILE",
+        default=default,
+        help="config file (default: $OCRWATCH_CONFIG, ./ocrwatch.yaml, "
+        "~/.config/ocrwatch/config.yaml, /etc/ocrwatch/config.yaml)",
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=argparse.SUPPRESS if suppress else 0,
+        help="more detail; twice for library debug output",
+    )
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", default=argparse.SUPPRESS if suppress else False,
+        help="warnings and errors only",
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ocrwatch",
+        description="Watch folders for scans and photos, OCR them, write .txt and .json sidecars.",
+        epilog="Exit codes: 0 success, 1 some files failed, 2 configuration error, 130 interrupted.",
+    )
+    parser.add_argument("--version", action="version", version=f"ocrwatch {__version__}")
+    _common(parser, suppress=False)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    check = commands.add_parser("check", help="validate the config and show what each inbox will do")
+    _common(check, suppress=True)
+    check.set_defaults(handler=cmd_check)
+
+    once = commands.add_parser(
+        "once",
+        help="OCR the images already in the inboxes (or the given files/folders), then exit",
+        description="OCR images that have no current sidecar, then exit. "
+        "Without PATH, every configured inbox is processed.",
+    )
+    _common(once, suppress=True)
+    once.add_argument("paths", nargs="*", metavar="PATH", help="files or folders to process")
+    once.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders of PATH folders")
+    once.add_argument("--force", action="store_true", help="process files even when their sidecar is current")
+    once.add_argument(
+        "--retry-failed", action="store_true", help="try files again that failed before with the same settings"
+    )
+    once.set_defaults(handler=cmd_once)
+
+    run = commands.add_parser(
+        "run",
+        help="watch the inboxes and OCR every image that lands in them, until stopped",
+        description="Run the daemon: scan every inbox, then watch it. SIGTERM/SIGINT drain and stop, "
+        "SIGHUP reloads the config.",
+    )
+    _common(run, suppress=True)
+    run.set_defaults(handler=cmd_run)
+    return parser
+
+
+def _load(args: argparse.Namespace, *, allow_default: bool = False) -> LoadedConfig:
+    path = find_config(getattr(args, "config", None))
+    if path is None:
+        if allow_default:
+            logger.info("no config file found; using built-in defaults")
+            return default_config()
+        looked = ", ".join(str(candidate) for candidate in search_paths())
+        raise OcrwatchError(f"no config file found (looked at {looked}); pass one with -c FILE")
+    return load_config(path)
+
+
+def _log_plan(plan: Plan) -> None:
+    for warning in plan.warnings:
+        logger.warning("%s", warning)
+    for engine in sorted(plan.engines):
+        users = [inbox for inbox in plan.inboxes if inbox.rules.engine == engine]
+        reason = users[0].engine_reason if users else plan.loose.engine_reason
+        logger.info("engine %s: %s", engine, reason)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """``ocrwatch check``: validate and print the resolved plan."""
+    loaded = _load(args)
+    plan = make_plan(loaded)
+    for warning in plan.warnings:
+        print(f"warning: {warning}")
+    print(f"config: {loaded.source}")
+    if plan.api_key is not None:
+        print(f"ocr.space API key: found ({plan.api_key.source}; not shown)")
+    else:
+        print("ocr.space API key: none found")
+    for inbox in plan.inboxes:
+        print()
+        print(_describe_inbox(plan, inbox))
+    print()
+    print(f"OK: {len(plan.inboxes)} inbox(es)")
+    return EXIT_OK
+
+
+def _describe_inbox(plan: Plan, inbox: InboxPlan) -> str:
+    rules = inbox.rules
+    config = plan.config
+    if rules.engine == "ocrspace":
+        engine = (
+            f"ocrspace (OCREngine {config.ocrspace.ocr_engine}, upload budget "
+            f"{config.ocrspace.max_upload_bytes} bytes, endpoint {', '.join(config.ocrspace.endpoint)})"
+        )
+    else:
+        engine = f"tesseract (local, deskew {'on' if config.tesseract.deskew else 'off'})"
+    lines = [
+        f"inboxes[{inbox.index}]: {inbox.path}",
+        f"  engine:    {engine}",
+        f"             because {inbox.engine_reason}",
+        f"  language:  {rules.language}",
+        f"  patterns:  {' '.join(inbox.patterns)}{' (recursive)' if inbox.recursive else ''}",
+        f"  crop:      {_describe_rule(rules.crop.describe()) if rules.crop else 'none (whole image)'}",
+    ]
+    if rules.regions:
+        lines.append("  regions:   " + "; ".join(f"{name} {_describe_rule(rule.describe())}" for name, rule in rules.regions))
+    lines.append(f"  output:    {inbox.output or 'next to each image'}")
+    options = [
+        f"word boxes {'on' if rules.overlay else 'off'}",
+        f"orientation detection {'on' if rules.detect_orientation else 'off'}",
+    ]
+    if rules.engine == "ocrspace":
+        options += [f"scale {'on' if rules.option('scale') else 'off'}", f"table {'on' if rules.option('table') else 'off'}"]
+    lines.append(f"  options:   {', '.join(options)}")
+    return "\n".join(lines)
+
+
+def _describe_rule(rule: dict[str, str]) -> str:
+    return " ".join(f"{key}={value}" for key, value in rule.items())
+
+
+def cmd_once(args: argparse.Namespace) -> int:
+    """``ocrwatch once``: process what is there now, print a summary, exit 0/1."""
+    loaded = _load(args, allow_default=bool(args.paths))
+    plan = make_plan(loaded, require_inboxes=not args.paths, check_folders=not args.paths)
+    _log_plan(plan)
+    jobs = batch.collect(plan, args.paths, recursive=args.recursive)
+    if not jobs:
+        logger.info("no images found")
+        return EXIT_OK
+
+    def log_outcome(outcome: Outcome) -> None:
+        level = logging.INFO if outcome.ok or outcome.status == "gone" else logging.ERROR
+        logger.log(level, "%s", batch.describe(outcome))
+
+    report = batch.run_once(
+        plan, jobs, force=args.force, retry_failed=args.retry_failed, on_outcome=log_outcome
+    )
+    counts = report.counts()
+    summary = ", ".join(f"{counts[status]} {status.replace('_', ' ')}" for status in sorted(counts))
+    print(f"{len(report.outcomes)} file(s): {summary}", file=sys.stderr)
+    for outcome in report.problems:
+        print(f"  {outcome.path}: {outcome.message}", file=sys.stderr)
+    if report.aborted:
+        print(f"ocrwatch: stopped early: {report.aborted}", file=sys.stderr)
+        return EXIT_CONFIG
+    return EXIT_FAILURES if report.problems else EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """``ocrwatch run``: the daemon."""
+    from ocrwatch.daemon import Daemon  # late: pulls in watchdog
+
+    loaded = _load(args)
+    plan = make_plan(loaded)
+    _log_plan(plan)
+    logger.info("ocrwatch %s starting with %s", __version__, loaded.source)
+    return Daemon(plan, config_path=loaded.path).run()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

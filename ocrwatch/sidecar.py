@@ -1,0 +1,241 @@
+"""Sidecar files: their names, atomic writing, and deciding whether one is current.
+
+For an image ``scan.jpg`` the sidecars are ``scan.jpg.txt`` (the text),
+``scan.jpg.json`` (the record: source, settings, text, boxes, timings) and, when
+the file failed, ``scan.jpg.error.json``. Keeping the image's extension in the
+name keeps ``scan.jpg`` and ``scan.png`` in one folder apart.
+
+Every file is written to a temporary name in the same folder
+(``.scan.jpg.txt.<random>.ocrwatch-tmp``), flushed with fsync, renamed into
+place, and the folder is fsynced. The ``.json`` is written last and is the
+commit mark: a reader that sees it sees a complete ``.txt`` of the same run
+(``text_sha256`` in the record lets it check). A crash leaves at worst a
+temporary file, which :func:`remove_stale_temps` cleans up.
+
+The sidecars are the source of truth for what was done. Residual risks
+accepted: a file system that does not honour fsync (some network shares) may
+lose a sidecar at power loss; the next start then redoes that image.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import errno
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ocrwatch.errors import OutputError
+
+SCHEMA_VERSION = 1
+TEXT_SUFFIX = ".txt"
+RESULT_SUFFIX = ".json"
+ERROR_SUFFIX = ".error.json"
+TEMP_SUFFIX = ".ocrwatch-tmp"
+MAX_SIDECAR_BYTES = 64 * 1024 * 1024
+MIN_FREE_BYTES = 4 * 1024 * 1024
+"""Below this much free space a folder is treated as full before any OCR is spent."""
+
+
+def _read_umask() -> int:
+    # Read once at import: os.umask can only be read by setting it, which is
+    # not safe while other threads create files.
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
+
+
+_UMASK = _read_umask()
+
+
+@dataclass(frozen=True)
+class SidecarPaths:
+    """The three sidecar paths of one image."""
+
+    text: Path
+    result: Path
+    error: Path
+
+    @classmethod
+    def of(cls, image: Path, folder: Path | None = None) -> SidecarPaths:
+        """The sidecars of ``image``, in ``folder`` (default: beside the image)."""
+        folder = image.parent if folder is None else folder
+        name = image.name
+        return cls(
+            text=folder / (name + TEXT_SUFFIX),
+            result=folder / (name + RESULT_SUFFIX),
+            error=folder / (name + ERROR_SUFFIX),
+        )
+
+
+def is_own_file(name: str) -> bool:
+    """True for names ocrwatch writes itself (sidecars and temporary files)."""
+    return name.endswith((TEXT_SUFFIX, RESULT_SUFFIX, TEMP_SUFFIX))
+
+
+def utc_iso(epoch: float) -> str:
+    """``epoch`` seconds as an ISO 8601 UTC timestamp with milliseconds."""
+    moment = datetime.datetime.fromtimestamp(epoch, tz=datetime.UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one.
+
+    Raises OutputError (with the cause chained) when the folder is not writable,
+    the disk is full, or anything else stops the write; no temporary file is left.
+    """
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=folder)
+    except OSError as error:
+        raise OutputError(f"cannot write sidecar {path}: {_describe(error)}") from error
+    temp = Path(temp_name)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(handle, view)
+                view = view[written:]
+            # mkstemp creates 0600; give the file the mode a plain open() would.
+            os.fchmod(handle, 0o666 & ~_UMASK)
+            os.fsync(handle)
+        finally:
+            os.close(handle)
+        os.replace(temp, path)
+        _fsync_folder(folder)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+        raise OutputError(f"cannot write sidecar {path}: {_describe(error)}") from error
+
+
+def preflight(folder: Path) -> None:
+    """Make sure sidecars can be written to ``folder`` before OCR costs anything.
+
+    Raises OutputError when the folder cannot be created or written, or when it
+    is nearly full.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, probe = tempfile.mkstemp(prefix=".ocrwatch-probe.", suffix=TEMP_SUFFIX, dir=folder)
+        os.close(handle)
+        os.unlink(probe)
+        info = os.statvfs(folder)
+    except OSError as error:
+        raise OutputError(f"cannot write sidecars in {folder}: {_describe(error)}") from error
+    free = info.f_bavail * info.f_frsize
+    if free < MIN_FREE_BYTES:
+        raise OutputError(f"cannot write sidecars in {folder}: only {free // 1024} KiB free on the device")
+
+
+def commit(paths: SidecarPaths, text: str, record: dict[str, Any]) -> None:
+    """Write the text, then the record (the commit mark), then drop an old error sidecar."""
+    encoded_text = text.encode("utf-8")
+    record = dict(record, text_sha256=hashlib.sha256(encoded_text).hexdigest())
+    write_atomic(paths.text, encoded_text)
+    write_atomic(paths.result, _encode(record))
+    remove_quietly(paths.error)
+
+
+def record_failure(paths: SidecarPaths, record: dict[str, Any]) -> None:
+    """Write the error sidecar of a failed image."""
+    write_atomic(paths.error, _encode(record))
+
+
+def load(path: Path) -> dict[str, Any] | None:
+    """The JSON record at ``path``, or None when it is missing, unreadable or not ours."""
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_SIDECAR_BYTES + 1)
+    except OSError:
+        return None
+    if len(data) > MAX_SIDECAR_BYTES:
+        return None
+    try:
+        record = json.loads(data)
+    except ValueError:
+        return None
+    if not isinstance(record, dict) or record.get("schema_version") != SCHEMA_VERSION:
+        return None
+    return record
+
+
+def matches(record: dict[str, Any] | None, *, fingerprint: str, size: int, mtime_ns: int) -> bool | None:
+    """Whether ``record`` describes this file and settings, judged by size and mtime alone.
+
+    True: same settings, size and mtime (no need to hash). False: the settings or
+    the size differ, so it is stale. None: same settings and size, other mtime;
+    only the sha256 can tell.
+    """
+    if record is None or record.get("settings_fingerprint") != fingerprint:
+        return False
+    source = record.get("source")
+    if not isinstance(source, dict) or source.get("size") != size:
+        return False
+    if source.get("mtime_ns") == mtime_ns:
+        return True
+    return None
+
+
+def same_content(record: dict[str, Any] | None, sha256: str) -> bool:
+    """True when ``record`` was made from bytes with this sha256."""
+    source = record.get("source") if record else None
+    return isinstance(source, dict) and source.get("sha256") == sha256
+
+
+def remove_quietly(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+def remove_stale_temps(folder: Path) -> int:
+    """Delete temporary files left in ``folder`` by a crash; return how many."""
+    removed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    for entry in entries:
+        if entry.name.startswith(".") and entry.name.endswith(TEMP_SUFFIX):
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+                removed += 1
+    return removed
+
+
+def _encode(record: dict[str, Any]) -> bytes:
+    return (json.dumps(record, ensure_ascii=False, indent=1) + "\n").encode("utf-8")
+
+
+def _fsync_folder(folder: Path) -> None:
+    try:
+        handle = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError as error:
+        # Some file systems (and some FUSE mounts) refuse fsync on folders.
+        if error.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
+    finally:
+        os.close(handle)
+
+
+def _describe(error: OSError) -> str:
+    if error.errno == errno.ENOSPC:
+        return "no space left on the device"
+    if error.errno == errno.EDQUOT:
+        return "disk quota exceeded"
+    if error.errno in (errno.EROFS,):
+        return "read-only file system"
+    if error.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    return error.strerror or str(error)

