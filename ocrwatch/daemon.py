@@ -1,0 +1,713 @@
+"""``ocrwatch run``: the watching daemon, its workers and its life cycle.
+
+Threads and who owns what:
+
+* the main thread runs :meth:`Daemon.run`: signals (handlers only set flags),
+  settle and retry timers, observer health, periodic rescans, reloads,
+  watchdog pings and status lines;
+* one observer per inbox (``watcher``) reports events to the tracker;
+* one scanner thread walks inboxes (at start, periodically, after a lost
+  event, after a reload) and hands files without current sidecars to the
+  tracker;
+* a pool of worker threads per engine takes ready files from the tracker and
+  runs :func:`ocrwatch.pipeline.process_file` on each.
+
+Each worker catches everything per file (a bug in one file's path must not
+stop the others), and the daemon decides what each outcome means: done,
+failed for good, retried after a delay, or put back because the API paused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import logging
+import os
+import queue
+import random
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from ocrwatch import __version__, after, engines, scan, sidecar
+from ocrwatch.batch import default_workers
+from ocrwatch.config import load_config
+from ocrwatch.engines.base import OcrEngine
+from ocrwatch.errors import ConfigError, FileError, InvalidKeyError, OcrwatchError, RateLimitError
+from ocrwatch.notify import Notifier
+from ocrwatch.pipeline import Outcome, failure_record, process_file, sidecar_verdict
+from ocrwatch.plan import InboxPlan, Plan, make_plan
+from ocrwatch.ratelimit import RequestGate
+from ocrwatch.sidecar import SidecarPaths, utc_iso
+from ocrwatch.state import Attempts, CachedFile, StateStore, default_state_dir
+from ocrwatch.tracker import Entry, Tracker
+from ocrwatch.watcher import Watcher
+
+logger = logging.getLogger(__name__)
+
+SETTLE_NATIVE_SECONDS = 1.0
+SETTLE_POLL_SECONDS = 10.0
+WORKER_TAKE_TIMEOUT = 0.5
+MAIN_LOOP_MAX_SLEEP = 1.0
+STATUS_INTERVAL = 5.0
+INCOMPLETE_BACKOFF_START = 0.5
+INCOMPLETE_BACKOFF_MAX = 30.0
+TRANSIENT_BACKOFF_START = 30.0
+OUTPUT_BACKOFF_START = 10.0
+OUTPUT_BACKOFF_MAX = 300.0
+KEY_REMINDER_SECONDS = 600.0
+PAUSE_KEY = "ocrspace_paused_until"
+PAUSE_REASON_KEY = "ocrspace_pause_reason"
+
+
+class AlreadyRunning(OcrwatchError):
+    """Another daemon holds this state folder."""
+
+    exit_code = 2
+
+
+@dataclass
+class Stats:
+    """Counters since start, for status lines."""
+
+    outcomes: Counter[str] = field(default_factory=Counter)
+    last_error: str | None = None
+    started: float = field(default_factory=time.time)
+
+
+class EngineSlot:
+    """One engine kind's current engine object, its gate and its worker threads."""
+
+    def __init__(self, name: str, engine: OcrEngine, workers: int) -> None:
+        self.name = name
+        self.engine = engine
+        self.workers = workers
+        self.threads: list[threading.Thread] = []
+        self._retired: list[OcrEngine] = []
+
+    def replace(self, engine: OcrEngine) -> None:
+        """Use ``engine`` from the next file on; the old one is closed at shutdown."""
+        self._retired.append(self.engine)
+        self.engine = engine
+
+    def close(self) -> None:
+        for engine in [self.engine, *self._retired]:
+            with contextlib.suppress(Exception):
+                engine.close()
+
+
+class Daemon:
+    """Watches the inboxes of a plan and keeps turning images into sidecars."""
+
+    def __init__(self, plan: Plan, *, config_path: Path | None, env: Mapping[str, str] | None = None) -> None:
+        self.plan = plan
+        self.config_path = config_path
+        self.env = dict(os.environ if env is None else env)
+        self.state_dir = default_state_dir(plan.config.state_dir, self.env)
+        self.notifier = Notifier(self.env)
+        self.stats = Stats()
+        self.stop_event = threading.Event()
+        self.wakeup = threading.Event()
+        self._reload_requested = False
+        self._signals: list[int] = []
+        self.gate = RequestGate(plan.config.ocrspace.rate_limit)
+        self.tracker = Tracker(settle_seconds=self._settle_seconds, max_pending=plan.config.max_pending)
+        self.watcher = Watcher(self)
+        self.store: StateStore | None = None
+        self.slots: dict[str, EngineSlot] = {}
+        self._scan_requests: queue.Queue[tuple[InboxPlan | None, Path | None, str]] = queue.Queue()
+        self._initial_scan_done = threading.Event()
+        self._scanner: threading.Thread | None = None
+        self._lock_handle: int | None = None
+        self._modes: dict[Path, str] = {}
+        self._scan_incomplete: set[Path] = set()
+        self._last_pause_logged: float | None = None
+        self._last_key_warning = 0.0
+        self._last_status = ""
+        self._rng = random.Random()
+
+    # Life cycle.
+
+    def run(self) -> int:
+        """Run until SIGTERM/SIGINT; returns the exit code."""
+        self._install_signals()
+        self._lock_state_dir()
+        self.store = StateStore(self.state_dir)
+        self._restore_pause()
+        try:
+            self._start_engines()
+            for inbox in self.plan.inboxes:
+                self._watch(inbox)
+            self._scanner = threading.Thread(target=self._scan_loop, name="scanner", daemon=True)
+            self._scanner.start()
+            self.request_scan(None, "start")
+            self._main_loop()
+        finally:
+            self._shutdown()
+        return 0
+
+    def _main_loop(self) -> None:
+        last_ping = 0.0
+        last_scan = time.monotonic()
+        last_status = 0.0
+        ready_sent = False
+        interval = self.plan.config.rescan_interval
+        while not self.stop_event.is_set():
+            sleep = min(self.tracker.tick(), MAIN_LOOP_MAX_SLEEP)
+            now = time.monotonic()
+            if not ready_sent and self._initial_scan_done.is_set():
+                ready_sent = True
+                status = self.status_line()
+                self.notifier.ready(status)
+                logger.info("ready: %s", status)
+                last_status = now
+            if self._reload_requested:
+                self._reload_requested = False
+                self._reload()
+            for inbox in self.watcher.check():
+                self.request_scan(inbox, "watch restarted")
+            if interval and now - last_scan >= interval:
+                last_scan = now
+                self.request_scan(None, "periodic rescan")
+            if self._scan_incomplete and self.tracker.pending() < self.plan.config.max_pending // 2:
+                for path in list(self._scan_incomplete):
+                    self._scan_incomplete.discard(path)
+                    for continued in self.plan.inboxes:
+                        if continued.path == path:
+                            self.request_scan(continued, "backlog continues")
+            if self.notifier.watchdog_interval and now - last_ping >= self.notifier.watchdog_interval:
+                self.notifier.watchdog()
+                last_ping = now
+            self._note_gate()
+            if now - last_status >= STATUS_INTERVAL:
+                last_status = now
+                self._publish_status()
+            if self.notifier.watchdog_interval:
+                sleep = min(sleep, self.notifier.watchdog_interval / 2)
+            self.wakeup.wait(sleep)
+            self.wakeup.clear()
+
+    def _shutdown(self) -> None:
+        status = f"stopping; {self.status_line()}"
+        self.notifier.stopping(status)
+        logger.info("%s", status)
+        self.stop_event.set()
+        self.tracker.close()
+        self.watcher.stop()
+        self.gate.wake()
+        deadline = time.monotonic() + self.plan.config.shutdown_timeout
+        for slot in self.slots.values():
+            for thread in slot.threads:
+                thread.join(max(0.0, deadline - time.monotonic()))
+        busy = sum(thread.is_alive() for slot in self.slots.values() for thread in slot.threads)
+        if busy:
+            logger.warning("%d file(s) still in progress after %.0f s; they will be redone at the next start",
+                           busy, self.plan.config.shutdown_timeout)
+        for slot in self.slots.values():
+            slot.close()
+        self._publish_status(final=True)
+        if self.store is not None:
+            self.store.close()
+        self.notifier.close()
+        if self._lock_handle is not None:
+            os.close(self._lock_handle)
+
+    def _install_signals(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_stop_signal)
+        signal.signal(signal.SIGINT, self._on_stop_signal)
+        signal.signal(signal.SIGHUP, self._on_reload_signal)
+
+    def _on_stop_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self.stop_event.is_set():
+            # A second stop signal: the user does not want to wait for the drain.
+            os.write(2, b"ocrwatch: second stop signal, exiting now\n")
+            os._exit(128 + signum)
+        self.stop_event.set()
+        self.wakeup.set()
+
+    def _on_reload_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._reload_requested = True
+        self.wakeup.set()
+
+    def _lock_state_dir(self) -> None:
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            handle = os.open(self.state_dir / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as error:
+            raise ConfigError(f"cannot use state folder {self.state_dir}: {error.strerror or error}") from error
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            owner = os.pread(handle, 32, 0).decode(errors="replace").strip()
+            os.close(handle)
+            if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise AlreadyRunning(
+                    f"another ocrwatch (pid {owner or '?'}) is running with state folder {self.state_dir}"
+                ) from None
+            raise
+        os.ftruncate(handle, 0)
+        os.pwrite(handle, f"{os.getpid()}\n".encode(), 0)
+        self._lock_handle = handle
+
+    # Engines and workers.
+
+    def _start_engines(self) -> None:
+        for name in sorted(self.plan.engines):
+            self._add_slot(name)
+
+    def _create_engine(self, name: str, workers: int) -> OcrEngine:
+        return engines.create_engine(
+            name,
+            self.plan.config,
+            api_key=self.plan.api_key,
+            workers=workers,
+            env=self.env,
+            stop=self.stop_event,
+            gate=self.gate,
+        )
+
+    def _add_slot(self, name: str) -> None:
+        workers = default_workers(name, self.plan.config.workers)
+        slot = EngineSlot(name, self._create_engine(name, workers), workers)
+        self.slots[name] = slot
+        for index in range(workers):
+            thread = threading.Thread(target=self._work, args=(slot,), name=f"{name}-{index + 1}", daemon=True)
+            slot.threads.append(thread)
+            thread.start()
+        logger.info("engine %s: %d worker(s)", name, workers)
+
+    def _work(self, slot: EngineSlot) -> None:
+        while not self.stop_event.is_set():
+            entry = self.tracker.take(slot.name, WORKER_TAKE_TIMEOUT)
+            if entry is None:
+                continue
+            try:
+                self._process(slot, entry)
+            except Exception as error:  # noqa: BLE001 - the per-file boundary: one file's bug must not stop the worker
+                logger.exception("%s: unexpected error; recorded as failed", entry.path)
+                self._fail_unexpected(entry, error)
+
+    def _process(self, slot: EngineSlot, entry: Entry) -> None:
+        inbox = entry.inbox
+        if entry.attempt == 0 and self.store is not None:
+            info = _stat(entry.path)
+            earlier = self.store.attempts(entry.path, info.st_size, info.st_mtime_ns) if info else None
+            if earlier is not None:
+                entry.attempt, entry.first_attempt = earlier.count, earlier.first_attempt
+        entry.attempt += 1
+        entry.first_attempt = entry.first_attempt or time.time()
+        outcome = process_file(
+            entry.path,
+            inbox,
+            slot.engine,
+            give_up=self._give_up(entry),
+            attempt=entry.attempt,
+            first_attempt=entry.first_attempt,
+            follow_symlinks=inbox.follow_symlinks,
+        )
+        self._handle(entry, outcome)
+
+    def _give_up(self, entry: Entry) -> frozenset[str]:
+        """The retryable classifications for which this attempt is the last."""
+        give_up = set()
+        waited = time.time() - (entry.first_attempt or time.time())
+        if waited >= entry.inbox.incomplete_timeout:
+            give_up.add("incomplete")
+        if entry.attempt >= self.plan.config.transient_attempts:
+            give_up.add("transient")
+        return frozenset(give_up)
+
+    def _handle(self, entry: Entry, outcome: Outcome) -> None:
+        self.stats.outcomes[outcome.status] += 1
+        status = outcome.status
+        if status == "done":
+            logger.info("done %s: %s in %.2f s", entry.path, outcome.message, outcome.seconds)
+            self._after(entry, outcome, success=True)
+            self.tracker.finish(entry)
+        elif status == "failed":
+            self.stats.last_error = f"{entry.path.name}: {outcome.message}"
+            logger.error("failed %s: [%s] %s", entry.path, outcome.classification, outcome.message)
+            self._after(entry, outcome, success=False)
+            self.tracker.finish(entry)
+        elif status == "retry":
+            self._retry(entry, outcome)
+        elif status == "deferred":
+            entry.attempt -= 1
+            self._defer(entry, outcome)
+        else:
+            if status == "skipped" and self.store is not None:
+                self._remember(entry.path, entry.inbox, "done")
+            logger.debug("%s %s: %s", status, entry.path, outcome.message)
+            self.tracker.finish(entry)
+
+    def _retry(self, entry: Entry, outcome: Outcome) -> None:
+        classification = outcome.classification or "transient"
+        if classification == "incomplete":
+            delay = min(INCOMPLETE_BACKOFF_MAX, INCOMPLETE_BACKOFF_START * 2 ** (entry.attempt - 1))
+            logger.info("waiting for %s to be complete (%s); next look in %.1f s", entry.path, outcome.message, delay)
+        elif classification == "output":
+            delay = min(OUTPUT_BACKOFF_MAX, OUTPUT_BACKOFF_START * 2 ** (entry.attempt - 1))
+            self.stats.last_error = f"{entry.path.name}: {outcome.message}"
+            logger.error("%s: %s; trying again in %.0f s", entry.path, outcome.message, delay)
+        else:
+            delay = TRANSIENT_BACKOFF_START * 2 ** (entry.attempt - 1) * self._rng.uniform(0.75, 1.25)
+            self.stats.last_error = f"{entry.path.name}: {outcome.message}"
+            logger.warning("%s: %s; attempt %d of %d, next in %.0f s", entry.path, outcome.message,
+                           entry.attempt, self.plan.config.transient_attempts, delay)
+        if self.store is not None:
+            info = _stat(entry.path)
+            if info is not None:
+                self.store.record_attempt(
+                    entry.path,
+                    size=info.st_size,
+                    mtime_ns=info.st_mtime_ns,
+                    attempts=Attempts(entry.attempt, entry.first_attempt or time.time()),
+                    classification=classification,
+                    message=outcome.message,
+                )
+        self.tracker.finish(entry, retry_in=delay)
+
+    def _defer(self, entry: Entry, outcome: Outcome) -> None:
+        error = outcome.error
+        if isinstance(error, InvalidKeyError):
+            now = time.monotonic()
+            if now - self._last_key_warning >= KEY_REMINDER_SECONDS:
+                self._last_key_warning = now
+                logger.critical(
+                    "ocr.space rejected the API key: all ocr.space OCR is stopped until the key is fixed "
+                    "(then: systemctl reload ocrwatch, or send SIGHUP). %s", error
+                )
+            self.stats.last_error = f"API key rejected: {error}"
+            self.tracker.finish(entry, retry_in=MAIN_LOOP_MAX_SLEEP)
+        elif isinstance(error, RateLimitError):
+            self.tracker.finish(entry, again=True)
+        else:
+            # Interrupted by shutdown: the file stays as it is for the next start.
+            self.tracker.finish(entry)
+
+    def _fail_unexpected(self, entry: Entry, error: Exception) -> None:
+        failure = FileError(f"internal error: {type(error).__name__}: {error}")
+        failure.classification = "internal"
+        paths = SidecarPaths.of(entry.path, entry.inbox.sidecar_dir(entry.path))
+        with contextlib.suppress(Exception):
+            record = failure_record(
+                entry.path, None, entry.inbox.rules, failure,
+                attempt=entry.attempt, first_attempt=entry.first_attempt or time.time(),
+            )
+            sidecar.record_failure(paths, record)
+        self.stats.outcomes["failed"] += 1
+        self.stats.last_error = f"{entry.path.name}: {failure}"
+        self.tracker.finish(entry)
+
+    # After a file: keep, move or delete; remember.
+
+    def _after(self, entry: Entry, outcome: Outcome, *, success: bool) -> None:
+        if self.store is not None:
+            self.store.clear_attempts(entry.path)
+        status = "done" if success else "failed"
+        if not after.changes_location(entry.inbox, success=success):
+            self._remember(entry.path, entry.inbox, status)
+            return
+        try:
+            after.finish(entry.path, entry.inbox, success=success)
+        except OSError as error:
+            logger.error("%s: cannot %s it: %s", entry.path, entry.inbox.after if success else "move", error)
+            self._remember(entry.path, entry.inbox, status)
+            return
+        if self.store is not None:
+            self.store.forget(entry.path)
+
+    def _remember(self, path: Path, inbox: InboxPlan, status: str) -> None:
+        if self.store is None:
+            return
+        paths = SidecarPaths.of(path, inbox.sidecar_dir(path))
+        image = _stat(path)
+        record = _stat(paths.result if status == "done" else paths.error)
+        if image is None or record is None:
+            return
+        self.store.remember(
+            path,
+            CachedFile(
+                size=image.st_size,
+                mtime_ns=image.st_mtime_ns,
+                fingerprint=inbox.rules.fingerprint,
+                status=status,
+                sidecar_size=record.st_size,
+                sidecar_mtime_ns=record.st_mtime_ns,
+            ),
+        )
+
+    # Watching and scanning.
+
+    def _settle_seconds(self, inbox: InboxPlan) -> float:
+        if inbox.settle_seconds is not None:
+            return inbox.settle_seconds
+        return SETTLE_POLL_SECONDS if self._modes.get(inbox.path) == "poll" else SETTLE_NATIVE_SECONDS
+
+    def _watch(self, inbox: InboxPlan) -> None:
+        mode = self.watcher.watch(inbox)
+        self._modes[inbox.path] = mode.kind
+        logger.info("watching %s: %s (%s)%s", inbox.path, mode.kind, mode.reason,
+                    ", recursive" if inbox.recursive else "")
+
+    def request_scan(self, inbox: InboxPlan | None, reason: str, folder: Path | None = None) -> None:
+        """Ask the scanner to walk ``inbox`` (None: all inboxes) or one ``folder`` of it."""
+        self._scan_requests.put((inbox, folder, reason))
+
+    def _scan_loop(self) -> None:
+        first = True
+        while not self.stop_event.is_set():
+            try:
+                inbox, folder, reason = self._scan_requests.get(timeout=WORKER_TAKE_TIMEOUT)
+            except queue.Empty:
+                continue
+            targets = list(self.plan.inboxes) if inbox is None else [inbox]
+            started = time.monotonic()
+            queued = 0
+            for target in targets:
+                try:
+                    queued += self._scan(target, folder, clean=first)
+                except Exception:  # noqa: BLE001 - a scan failure must not end the scanner thread
+                    logger.exception("scanning %s failed", target.path)
+            logger.log(
+                logging.INFO if reason != "periodic rescan" or queued else logging.DEBUG,
+                "scan (%s) of %s: %d file(s) to process, %.2f s",
+                reason, "every inbox" if inbox is None else (folder or target.path), queued,
+                time.monotonic() - started,
+            )
+            if first:
+                first = False
+                self._initial_scan_done.set()
+                self.wakeup.set()
+
+    def _scan(self, inbox: InboxPlan, folder: Path | None, *, clean: bool) -> int:
+        current = next((i for i in self.plan.inboxes if i.path == inbox.path), None)
+        if current is None:
+            return 0
+        inbox = current
+        if clean:
+            for place in {inbox.path, *(p for p in (inbox.output,) if p is not None)}:
+                self._remove_temps(place, recursive=inbox.recursive or place == inbox.output)
+        walked = replace(inbox, path=folder, recursive=True) if folder is not None else inbox
+        queued = 0
+        for path in scan.walk(walked, inbox.excluded):
+            if self.stop_event.is_set():
+                break
+            if folder is not None and not scan.is_candidate(path, inbox, inbox.excluded):
+                continue
+            info = _stat(path) if inbox.follow_symlinks else _lstat(path)
+            if info is None or self._is_current(path, inbox, info):
+                continue
+            if not self.tracker.found(path, inbox, mtime_ns=info.st_mtime_ns):
+                self._scan_incomplete.add(inbox.path)
+                logger.info("%s: %d files waiting; the rest of the backlog follows as they finish",
+                            inbox.path, self.tracker.pending())
+                break
+            queued += 1
+        return queued
+
+    def _is_current(self, path: Path, inbox: InboxPlan, info: os.stat_result) -> bool:
+        fingerprint = inbox.rules.fingerprint
+        if self.store is not None:
+            cached = self.store.cached(path)
+            if (
+                cached is not None
+                and cached.fingerprint == fingerprint
+                and (cached.size, cached.mtime_ns) == (info.st_size, info.st_mtime_ns)
+            ):
+                paths = SidecarPaths.of(path, inbox.sidecar_dir(path))
+                record = _stat(paths.result if cached.status == "done" else paths.error)
+                if record is not None and (record.st_size, record.st_mtime_ns) == (
+                    cached.sidecar_size,
+                    cached.sidecar_mtime_ns,
+                ):
+                    return True
+        verdict = sidecar_verdict(path, inbox, info)
+        if verdict is not None:
+            self._remember(path, inbox, verdict)
+            return True
+        return False
+
+    def _remove_temps(self, root: Path, *, recursive: bool) -> None:
+        removed = 0
+        for folder, subfolders, _ in os.walk(root) if recursive else [(str(root), [], [])]:
+            removed += sidecar.remove_stale_temps(Path(folder))
+            subfolders[:] = [name for name in subfolders if not name.startswith(".")]
+        if removed:
+            logger.info("removed %d temporary file(s) left by an earlier crash in %s", removed, root)
+
+    # Sink for the watcher (called from observer threads).
+
+    def closed(self, path: Path, inbox: InboxPlan) -> None:
+        self.tracker.complete(path, self._current_inbox(inbox))
+
+    def arrived(self, path: Path, inbox: InboxPlan) -> None:
+        self.tracker.complete(path, self._current_inbox(inbox))
+
+    def changed(self, path: Path, inbox: InboxPlan) -> None:
+        self.tracker.changed(path, self._current_inbox(inbox))
+        self.wakeup.set()
+
+    def removed(self, path: Path) -> None:
+        self.tracker.removed(path)
+
+    def rescan(self, inbox: InboxPlan | None, reason: str, folder: Path | None = None) -> None:
+        self.request_scan(inbox, reason, folder)
+
+    def _current_inbox(self, inbox: InboxPlan) -> InboxPlan:
+        return next((i for i in self.plan.inboxes if i.path == inbox.path), inbox)
+
+    # Reload.
+
+    def _reload(self) -> None:
+        self.notifier.reloading()
+        logger.info("reloading %s", self.config_path)
+        try:
+            if self.config_path is None:
+                raise ConfigError("no config file to reload")
+            plan = make_plan(load_config(self.config_path), env=self.env)
+        except OcrwatchError as error:
+            for line in str(error).splitlines():
+                logger.error("reload refused, keeping the running configuration: %s", line)
+            self.notifier.ready(f"reload refused (see log); {self.status_line()}")
+            return
+        old = {inbox.path: inbox for inbox in self.plan.inboxes}
+        new = {inbox.path: inbox for inbox in plan.inboxes}
+        previous = self.plan
+        self.plan = plan
+        for path in old.keys() - new.keys():
+            self.watcher.unwatch(path)
+            dropped = self.tracker.drop_inbox(path)
+            logger.info("stopped watching %s (removed from the config; %d waiting file(s) left as they are)",
+                        path, dropped)
+        for path, inbox in new.items():
+            before = old.get(path)
+            if before is None:
+                self._watch(inbox)
+            elif (before.recursive, before.watch, before.poll_interval, before.patterns) != (
+                inbox.recursive, inbox.watch, inbox.poll_interval, inbox.patterns
+            ) or before.excluded != inbox.excluded:
+                self.watcher.unwatch(path)
+                self._watch(inbox)
+        self.tracker.update_inboxes(new)
+        self._reload_engines(previous, plan)
+        self.request_scan(None, "reload")
+        status = f"reloaded; {self.status_line()}"
+        self.notifier.ready(status)
+        logger.info("%s", status)
+
+    def _reload_engines(self, previous: Plan, plan: Plan) -> None:
+        self.gate.set_limit(plan.config.ocrspace.rate_limit)
+        key_changed = (previous.api_key.value if previous.api_key else None) != (
+            plan.api_key.value if plan.api_key else None
+        )
+        if key_changed:
+            self.gate.unblock()
+        for name in sorted(plan.engines):
+            slot = self.slots.get(name)
+            if slot is None:
+                self._add_slot(name)
+                continue
+            section = "ocrspace" if name == "ocrspace" else "tesseract"
+            if getattr(previous.config, section) != getattr(plan.config, section) or (name == "ocrspace" and key_changed):
+                slot.replace(self._create_engine(name, slot.workers))
+                logger.info("engine %s: new settings in use", name)
+
+    # Status.
+
+    def _restore_pause(self) -> None:
+        if self.store is None:
+            return
+        until = self.store.get(PAUSE_KEY)
+        if until:
+            try:
+                self.gate.pause_until_wall(float(until), self.store.get(PAUSE_REASON_KEY) or "rate limit")
+            except ValueError:
+                return
+            state = self.gate.state()
+            if state.paused_until:
+                logger.warning("ocr.space is paused until %s (%s), as it asked before the restart",
+                               utc_iso(state.paused_until), state.pause_reason)
+
+    def _note_gate(self) -> None:
+        state = self.gate.state()
+        if state.paused_until and state.paused_until != self._last_pause_logged:
+            self._last_pause_logged = state.paused_until
+            logger.warning("ocr.space paused until %s: %s", utc_iso(state.paused_until), state.pause_reason)
+            if self.store is not None:
+                self.store.put(PAUSE_KEY, repr(state.paused_until))
+                self.store.put(PAUSE_REASON_KEY, state.pause_reason)
+
+    def status_line(self) -> str:
+        """One line for systemctl status: work waiting, done, failed, pauses."""
+        counts = self.tracker.counts()
+        waiting = counts["settling"] + counts["ready"] + counts["waiting"]
+        parts = [
+            f"{len(self.plan.inboxes)} inbox(es)",
+            f"{waiting} waiting",
+            f"{counts['running']} in progress",
+            f"{self.stats.outcomes['done']} done",
+            f"{self.stats.outcomes['failed']} failed",
+        ]
+        gate = self.gate.state()
+        if gate.blocked:
+            parts.append("ocr.space stopped: API key rejected")
+        elif gate.paused_until:
+            parts.append(f"ocr.space paused until {time.strftime('%H:%M:%S', time.localtime(gate.paused_until))}")
+        return ", ".join(parts)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The daemon's state as JSON data, for ``ocrwatch status``."""
+        counts = self.tracker.counts()
+        gate = self.gate.state()
+        return {
+            "version": __version__,
+            "pid": os.getpid(),
+            "started": utc_iso(self.stats.started),
+            "updated": utc_iso(time.time()),
+            "config": str(self.config_path) if self.config_path else None,
+            "inboxes": [
+                {"path": str(inbox.path), "engine": inbox.rules.engine, "watch": self._modes.get(inbox.path)}
+                for inbox in self.plan.inboxes
+            ],
+            "queue": counts,
+            "outcomes": dict(self.stats.outcomes),
+            "last_error": self.stats.last_error,
+            "ocrspace": {
+                "paused_until": utc_iso(gate.paused_until) if gate.paused_until else None,
+                "pause_reason": gate.pause_reason,
+                "blocked": gate.blocked,
+            },
+        }
+
+    def _publish_status(self, *, final: bool = False) -> None:
+        line = self.status_line()
+        if line != self._last_status and not final:
+            self.notifier.status(line)
+            self._last_status = line
+        snapshot = self.snapshot()
+        snapshot["running"] = not final
+        with contextlib.suppress(OcrwatchError):
+            sidecar.write_atomic(self.state_dir / "status.json", json.dumps(snapshot, indent=1).encode())
+
+
+def _stat(path: Path) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except OSError:
+        return None
+
+
+def _lstat(path: Path) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except OSError:
+        return None
