@@ -66,6 +66,7 @@ def read_answer(status: int, body: bytes, *, retry_after: str | None = None) -> 
     """Classify one HTTP answer. Raises RateLimitError, InvalidKeyError, BadInputError,
     TransientError or OcrError (engine failure) when it is not a usable result."""
     text = body.decode("utf-8-sig", errors="replace")
+    message: str | None
     try:
         data: Any = json.loads(text)
     except ValueError:
