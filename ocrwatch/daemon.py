@@ -127,7 +127,6 @@ class Daemon:
         self._initial_scan_done = threading.Event()
         self._scanner: threading.Thread | None = None
         self._lock_handle: int | None = None
-        self._modes: dict[Path, str] = {}
         self._scan_incomplete: set[Path] = set()
         self._last_pause_logged: float | None = None
         self._last_key_warning = 0.0
@@ -450,11 +449,11 @@ class Daemon:
     def _settle_seconds(self, inbox: InboxPlan) -> float:
         if inbox.settle_seconds is not None:
             return inbox.settle_seconds
-        return SETTLE_POLL_SECONDS if self._modes.get(inbox.path) == "poll" else SETTLE_NATIVE_SECONDS
+        mode = self.watcher.modes().get(inbox.path)
+        return SETTLE_POLL_SECONDS if mode is not None and mode.kind == "poll" else SETTLE_NATIVE_SECONDS
 
     def _watch(self, inbox: InboxPlan) -> None:
         mode = self.watcher.watch(inbox)
-        self._modes[inbox.path] = mode.kind
         logger.info("watching %s: %s (%s)%s", inbox.path, mode.kind, mode.reason,
                     ", recursive" if inbox.recursive else "")
 
@@ -668,6 +667,7 @@ class Daemon:
         """The daemon's state as JSON data, for ``ocrwatch status``."""
         counts = self.tracker.counts()
         gate = self.gate.state()
+        modes = self.watcher.modes()
         return {
             "version": __version__,
             "pid": os.getpid(),
@@ -675,7 +675,11 @@ class Daemon:
             "updated": utc_iso(time.time()),
             "config": str(self.config_path) if self.config_path else None,
             "inboxes": [
-                {"path": str(inbox.path), "engine": inbox.rules.engine, "watch": self._modes.get(inbox.path)}
+                {
+                    "path": str(inbox.path),
+                    "engine": inbox.rules.engine,
+                    "watch": modes[inbox.path].kind if inbox.path in modes else None,
+                }
                 for inbox in self.plan.inboxes
             ],
             "queue": counts,

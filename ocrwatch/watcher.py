@@ -17,7 +17,9 @@ and works around each:
   or on FUSE mounts, so those inboxes are polled; the mode is chosen from the
   mount table unless the inbox sets ``watch:``.
 * Running out of inotify watches or instances is reported with the sysctl to
-  raise, and that inbox falls back to polling.
+  raise, and that inbox falls back to polling. watchdog silently skips
+  sub-folders it cannot watch, so for a recursive inbox the watches actually
+  held are counted (``/proc/self/fdinfo``) and compared with its folders.
 
 Observers are checked by :meth:`Watcher.check` from the daemon's main loop; a
 dead one is replaced and its inbox rescanned.
@@ -207,7 +209,8 @@ class _OverflowFilter(logging.Filter):
 class _Watch:
     inbox: InboxPlan
     mode: WatchMode
-    observer: BaseObserver
+    observer: BaseObserver | None
+    """None while the folder is missing."""
 
 
 class Watcher:
@@ -222,20 +225,43 @@ class Watcher:
             logging.getLogger(name).addFilter(self._filter)
 
     def watch(self, inbox: InboxPlan) -> WatchMode:
-        """Start watching ``inbox`` and return how. Never raises for a watch failure: it polls instead."""
+        """Start watching ``inbox`` and return how. Never raises for a watch failure.
+
+        Out of inotify watches: it polls instead. The folder missing (a share not
+        mounted yet, a folder deleted): it is looked for again by :meth:`check`.
+        """
         mode = choose_mode(inbox)
         observer: BaseObserver | None = None
-        if mode.kind == "native":
+        if not inbox.path.is_dir():
+            mode = WatchMode("missing", f"folder {inbox.path} is missing; watching resumes when it is back")
+            logger.error("%s", mode.reason)
+        elif mode.kind == "native":
             try:
-                observer = self._start(InotifyObserver(), inbox)
+                observer = self._start_native(inbox)
             except OSError as error:
                 mode = WatchMode("poll", _inotify_advice(error) + f"; polling every {inbox.poll_interval:g} s instead")
                 logger.error("%s: %s", inbox.path, mode.reason)
-        if observer is None:
-            observer = self._start(PollingObserver(timeout=inbox.poll_interval), inbox)
+        if observer is None and mode.kind == "poll":
+            try:
+                observer = self._start(PollingObserver(timeout=inbox.poll_interval), inbox)
+            except OSError as error:
+                mode = WatchMode("missing", f"cannot watch {inbox.path} ({error.strerror or error}); trying again")
+                logger.error("%s", mode.reason)
         with self._lock:
             self._watches[inbox.path] = _Watch(inbox, mode, observer)
         return mode
+
+    def _start_native(self, inbox: InboxPlan) -> BaseObserver:
+        """An inotify observer for ``inbox``; OSError(ENOSPC) if it could not watch every folder."""
+        before = inotify_watch_count()
+        observer = self._start(InotifyObserver(), inbox)
+        if inbox.recursive:
+            needed = 1 + sum(len(subfolders) for _, subfolders, _ in os.walk(inbox.path))
+            held = inotify_watch_count() - before
+            if held < needed:
+                _stop(observer)
+                raise OSError(errno.ENOSPC, f"only {held} of {needed} folders could be watched")
+        return observer
 
     def _start(self, observer: BaseObserver, inbox: InboxPlan) -> BaseObserver:
         try:
@@ -252,7 +278,7 @@ class Watcher:
     def unwatch(self, path: Path) -> None:
         with self._lock:
             watch = self._watches.pop(path, None)
-        if watch is not None:
+        if watch is not None and watch.observer is not None:
             _stop(watch.observer)
 
     def modes(self) -> dict[Path, WatchMode]:
@@ -260,15 +286,22 @@ class Watcher:
             return {path: watch.mode for path, watch in self._watches.items()}
 
     def check(self) -> list[InboxPlan]:
-        """Restart observers whose threads died; return the inboxes that need a rescan."""
+        """Restart dead observers and watch folders that came back; return inboxes to rescan."""
         with self._lock:
-            dead = [watch for watch in self._watches.values() if not _healthy(watch.observer)]
+            watches = list(self._watches.values())
         restarted = []
-        for watch in dead:
-            logger.error("%s: the watch stopped working; restarting it and rescanning", watch.inbox.path)
+        for watch in watches:
+            if watch.observer is None:
+                if not watch.inbox.path.is_dir():
+                    continue
+                logger.info("%s is back; watching it again", watch.inbox.path)
+            elif _healthy(watch.observer):
+                continue
+            else:
+                logger.error("%s: the watch stopped working; restarting it and rescanning", watch.inbox.path)
             self.unwatch(watch.inbox.path)
-            self.watch(watch.inbox)
-            restarted.append(watch.inbox)
+            if self.watch(watch.inbox).kind != "missing":
+                restarted.append(watch.inbox)
         return restarted
 
     def stop(self) -> None:
@@ -276,13 +309,30 @@ class Watcher:
             watches = list(self._watches.values())
             self._watches.clear()
         for watch in watches:
-            _stop(watch.observer)
+            if watch.observer is not None:
+                _stop(watch.observer)
         for name in ("watchdog.observers.inotify_c", "watchdog.observers.inotify"):
             logging.getLogger(name).removeFilter(self._filter)
 
     def _overflowed(self) -> None:
         logger.warning("kernel event queue overflowed: events were lost; rescanning every inbox")
         self.sink.rescan(None, "inotify queue overflow")
+
+
+def inotify_watch_count() -> int:
+    """Inotify watches this process holds, from the kernel's per-descriptor info."""
+    total = 0
+    try:
+        descriptors = os.listdir("/proc/self/fdinfo")
+    except OSError:
+        return 0
+    for descriptor in descriptors:
+        try:
+            with open(f"/proc/self/fdinfo/{descriptor}", encoding="ascii", errors="replace") as handle:
+                total += handle.read().count("inotify wd:")
+        except OSError:
+            continue
+    return total
 
 
 def _healthy(observer: BaseObserver) -> bool:

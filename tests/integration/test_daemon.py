@@ -325,3 +325,69 @@ def test_after_delete_removes_only_the_image(make_daemon: Callable[..., DaemonPr
     assert 0 == daemon.stop()
     assert "hello from the fake server\n" == (inbox / "gone.png.txt").read_text()
     assert json.loads((inbox / "gone.png.json").read_text())["status"] == "done"
+
+
+@pytest.fixture
+def sysctl() -> Iterator[Callable[[str, int], None]]:
+    """Set a /proc/sys value for the duration of a test (root only), restoring it afterwards."""
+    saved: dict[Path, str] = {}
+
+    def set_value(name: str, value: int) -> None:
+        path = Path("/proc/sys") / name.replace(".", "/")
+        if not os.access(path, os.W_OK):
+            pytest.skip(f"{path} is not writable here (needs root with a writable /proc/sys)")
+        saved.setdefault(path, path.read_text())
+        path.write_text(f"{value}\n")
+
+    yield set_value
+    for path, value in saved.items():
+        path.write_text(value)
+
+
+def test_inbox_folder_deleted_and_recreated_is_watched_again(
+    make_daemon: Callable[..., DaemonProcess], inbox: Path, fake: FakeOcrSpace
+) -> None:
+    """When the inbox folder vanishes and comes back (a remount), files dropped there are still read."""
+    daemon = make_daemon().start()
+    shutil.rmtree(inbox)
+    wait_until(lambda: "the watch stopped working" in daemon.log() or "is missing" in daemon.log())
+    inbox.mkdir()
+    wait_until(lambda: "watching it again" in daemon.log() or daemon.log().count("watching " + str(inbox)) >= 2)
+    (inbox / "back.png").write_bytes(image_bytes("back again"))
+    wait_until(lambda: done(inbox / "back.png"))
+    assert 0 == daemon.stop()
+    assert {"back.png": 1} == dict(fake.count_by_filename())
+
+
+def test_kernel_queue_overflow_triggers_a_rescan(make_daemon: Callable[..., DaemonProcess], inbox: Path,
+                                                 fake: FakeOcrSpace, sysctl: Callable[[str, int], None]) -> None:
+    """With a tiny inotify queue, a burst overflows it; the rescan still finds every file."""
+    sysctl("fs.inotify.max_queued_events", 16)
+    daemon = make_daemon(workers=1).start()
+    sysctl("fs.inotify.max_queued_events", 16384)
+    fake.latency = 0.05
+    data = image_bytes("overflow")
+    names = [f"o{index:03d}.png" for index in range(200)]
+    for name in names:
+        (inbox / name).write_bytes(data)
+    wait_until(lambda: all(done(inbox / name) for name in names), 120)
+    assert 0 == daemon.stop()
+    assert "kernel event queue overflowed" in daemon.log()
+    assert "scan (inotify queue overflow)" in daemon.log()
+    assert {name: 1 for name in names} == dict(fake.count_by_filename())
+
+
+def test_out_of_inotify_watches_falls_back_to_polling(make_daemon: Callable[..., DaemonProcess], inbox: Path,
+                                                      fake: FakeOcrSpace, sysctl: Callable[[str, int], None]) -> None:
+    """Too few inotify watches: a clear message with the sysctl to raise, and polling instead."""
+    for name in ("a", "b", "c"):
+        (inbox / name).mkdir()
+    sysctl("fs.inotify.max_user_watches", 1)
+    daemon = make_daemon({"recursive": True, "poll_interval": 0.2}).start()
+    sysctl("fs.inotify.max_user_watches", 65536)
+    log = daemon.log()
+    assert "sysctl fs.inotify.max_user_watches=" in log
+    assert f"watching {inbox}: poll" in log
+    (inbox / "b" / "polled.png").write_bytes(image_bytes("polled"))
+    wait_until(lambda: done(inbox / "b" / "polled.png"))
+    assert 0 == daemon.stop()

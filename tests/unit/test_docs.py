@@ -6,7 +6,14 @@ import re
 
 from pydantic import BaseModel
 
-from ocrwatch.config import Config, CropConfig, InboxConfig, OcrSpaceConfig, RateLimitConfig, TesseractConfig
+from ocrwatch.config import (
+    Config,
+    CropConfig,
+    InboxConfig,
+    OcrSpaceConfig,
+    RateLimitConfig,
+    TesseractConfig,
+)
 from tests.support.paths import REPO
 
 
