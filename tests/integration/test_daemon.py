@@ -391,3 +391,39 @@ def test_out_of_inotify_watches_falls_back_to_polling(make_daemon: Callable[...,
     (inbox / "b" / "polled.png").write_bytes(image_bytes("polled"))
     wait_until(lambda: done(inbox / "b" / "polled.png"))
     assert 0 == daemon.stop()
+
+
+def test_truncated_file_that_never_completes_fails_after_its_deadline(
+    make_daemon: Callable[..., DaemonProcess], inbox: Path, fake: FakeOcrSpace
+) -> None:
+    """A half-written JPEG that stays half-written fails as 'incomplete' once incomplete_timeout passes."""
+    daemon = make_daemon({"incomplete_timeout": 2}).start()
+    data = image_bytes("never finished", fmt="JPEG", size=(900, 600))
+    (inbox / "stuck.jpg").write_bytes(data[: len(data) // 3])
+    wait_until(lambda: (inbox / "stuck.jpg.error.json").exists(), 30)
+    error = json.loads((inbox / "stuck.jpg.error.json").read_text())
+    jsonschema.validate(error, SCHEMA)
+    assert "incomplete" == error["error"]["classification"]
+    assert "JPEG data ends early" in error["error"]["message"]
+    assert error["attempts"] >= 2
+    assert 0 == daemon.stop()
+    assert {} == dict(fake.count_by_filename())
+
+
+def test_reload_with_changed_rules_reprocesses_existing_files(
+    make_daemon: Callable[..., DaemonProcess], inbox: Path, fake: FakeOcrSpace
+) -> None:
+    """Files done under old rules are read again after a reload changes the rules; unchanged ones are not."""
+    daemon = make_daemon().start()
+    (inbox / "r.png").write_bytes(image_bytes("rules change"))
+    wait_until(lambda: done(inbox / "r.png"))
+    daemon.reload()
+    daemon.notify.messages.clear()
+    config = yaml.safe_load(daemon.config_path.read_text())
+    config["inboxes"][0]["overlay"] = True
+    daemon.write_config(config)
+    daemon.reload()
+    wait_until(lambda: fake.count_by_filename()["r.png"] == 2, message="r.png sent again with overlay")
+    wait_until(lambda: valid_record(inbox / "r.png")["settings"]["overlay"] is True)
+    assert 0 == daemon.stop()
+    assert {"r.png": 2} == dict(fake.count_by_filename())
