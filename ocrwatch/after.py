@@ -19,6 +19,8 @@ import os
 import shutil
 from pathlib import Path
 
+from ocrwatch.hooks import FileEvent
+from ocrwatch.pipeline import Outcome
 from ocrwatch.plan import InboxPlan
 from ocrwatch.sidecar import TEMP_SUFFIX, SidecarPaths
 
@@ -43,6 +45,32 @@ def finish(path: Path, inbox: InboxPlan, *, success: bool) -> Path | None:
         logger.info("moved failed %s to %s", path, moved)
         return moved
     return path
+
+
+def sidecars_after(path: Path, inbox: InboxPlan, final: Path | None) -> SidecarPaths:
+    """Where the sidecars of ``path`` are once :func:`finish` put the image at ``final``."""
+    if final is not None and final != path and inbox.output is None:
+        return SidecarPaths.of(final)
+    return SidecarPaths.of(path, inbox.sidecar_dir(path))
+
+
+def event(path: Path, inbox: InboxPlan, final: Path | None, outcome: Outcome, *, engine: str) -> FileEvent:
+    """The hook event for a finished file, with the paths as they are after :func:`finish`."""
+    paths = sidecars_after(path, inbox, final)
+    done = outcome.status == "done"
+    return FileEvent(
+        status="done" if done else "failed",
+        image=final or path,
+        text=paths.text if done else None,
+        record=paths.result if done else None,
+        error=None if done else paths.error,
+        inbox=inbox.path if inbox.index is not None else None,
+        message=outcome.message,
+        classification=outcome.classification,
+        chars=outcome.chars,
+        seconds=outcome.seconds,
+        engine=engine,
+    )
 
 
 def changes_location(inbox: InboxPlan, *, success: bool) -> bool:

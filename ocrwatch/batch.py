@@ -21,6 +21,7 @@ from pathlib import Path
 from ocrwatch import after, engines, scan
 from ocrwatch.engines.base import OcrEngine
 from ocrwatch.errors import InvalidKeyError, OcrwatchError, RateLimitError
+from ocrwatch.hooks import HookRunner
 from ocrwatch.pipeline import Outcome, process_file
 from ocrwatch.plan import InboxPlan, Plan
 
@@ -29,6 +30,8 @@ logger = logging.getLogger(__name__)
 MAX_RATE_LIMIT_WAIT = 300.0
 """Longest API pause ``once`` waits out; beyond it the file is left for later."""
 OCRSPACE_WORKERS = 4
+HOOK_DRAIN_SECONDS = 60.0
+"""How long ``once`` waits at the end for hooks still running."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,7 @@ def run_once(
         by_engine.setdefault(job.inbox.rules.engine, []).append(job)
     built: dict[str, OcrEngine] = {}
     pools: dict[str, ThreadPoolExecutor] = {}
+    hooks = HookRunner(env=env)
     try:
         for name in by_engine:
             workers = default_workers(name, plan.config.workers)
@@ -160,7 +164,10 @@ def run_once(
                     report.aborted = str(outcome.error)
                     stop.set()
                 if outcome.status in ("done", "failed"):
-                    _apply_after(job, success=outcome.status == "done")
+                    final = _apply_after(job, success=outcome.status == "done")
+                    if job.inbox.hooks:
+                        engine_name = job.inbox.rules.engine
+                        hooks.submit(job.inbox.hooks, after.event(job.path, job.inbox, final, outcome, engine=engine_name))
                 report.outcomes.append(outcome)
                 if on_outcome is not None:
                     on_outcome(outcome)
@@ -170,14 +177,17 @@ def run_once(
             pool.shutdown(wait=True, cancel_futures=True)
         for engine in built.values():
             engine.close()
+        hooks.close(timeout=HOOK_DRAIN_SECONDS)
     return report
 
 
-def _apply_after(job: Job, *, success: bool) -> None:
+def _apply_after(job: Job, *, success: bool) -> Path | None:
+    """Keep, move or delete a finished file; return where it is now (None: deleted)."""
     try:
-        after.finish(job.path, job.inbox, success=success)
+        return after.finish(job.path, job.inbox, success=success)
     except OSError as error:
         logger.error("%s: cannot %s it: %s", job.path, job.inbox.after if success else "move", error)
+        return job.path
 
 
 def _should_wait_out(outcome: Outcome) -> bool:

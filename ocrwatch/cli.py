@@ -1,24 +1,46 @@
 """The ``ocrwatch`` command: parse arguments, call the work, map errors to exit codes.
 
 Exit codes: 0 success; 1 some files failed (``once``); 2 configuration or
-usage error, or the API key was rejected; 130 interrupted. This is the only
+usage error, or the API key was rejected; 3 ``status`` found no daemon
+running; 130 interrupted. This is the only
 module that turns errors into exit codes.
 """
 
 from __future__ import annotations
 
 import argparse
+import faulthandler
+import json
 import logging
+import os
 import sys
+import time
 from collections.abc import Sequence
+from pathlib import Path
 
-from ocrwatch import __version__, batch, logs
-from ocrwatch.config import LoadedConfig, default_config, find_config, load_config, search_paths
-from ocrwatch.errors import EXIT_CONFIG, EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, OcrwatchError
+from ocrwatch import __version__, batch, logs, progress, status
+from ocrwatch.config import (
+    LoadedConfig,
+    config_schema,
+    default_config,
+    find_config,
+    load_config,
+    search_paths,
+)
+from ocrwatch.errors import (
+    EXIT_CONFIG,
+    EXIT_FAILURES,
+    EXIT_INTERRUPTED,
+    EXIT_NOT_RUNNING,
+    EXIT_OK,
+    OcrwatchError,
+)
 from ocrwatch.pipeline import Outcome
 from ocrwatch.plan import InboxPlan, Plan, make_plan
 
 logger = logging.getLogger("ocrwatch")
+
+SIDECAR_SCHEMA = Path(__file__).with_name("schemas") / "sidecar.schema.json"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -35,8 +57,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except OcrwatchError as error:
+        # Under systemd the line must carry priority 3, or `journalctl -p err` would not show
+        # why the service stopped.
+        prefix = "<3>" if logs.under_journal(sys.stderr, os.environ) else ""
         for line in str(error).splitlines() or [type(error).__name__]:
-            print(f"ocrwatch: {logs.redact(line)}", file=sys.stderr)
+            print(f"{prefix}ocrwatch: {logs.redact(line)}", file=sys.stderr)
         return error.exit_code
     return code
 
@@ -74,7 +99,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ocrwatch",
         description="Watch folders for scans and photos, OCR them, write .txt and .json sidecars.",
-        epilog="Exit codes: 0 success, 1 some files failed, 2 configuration error, 130 interrupted.",
+        epilog="Exit codes: 0 success, 1 some files failed, 2 configuration error, "
+        "3 no daemon running (status), 130 interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"ocrwatch {__version__}")
     _common(parser, suppress=False)
@@ -107,6 +133,35 @@ def _parser() -> argparse.ArgumentParser:
     )
     _common(run, suppress=True)
     run.set_defaults(handler=cmd_run)
+
+    status = commands.add_parser(
+        "status",
+        help="show what the running daemon is doing (per inbox, and ocr.space's pause)",
+        description="Read the daemon's status from its state folder without disturbing it. "
+        "Exit 0 when a daemon runs, 3 when none does.",
+    )
+    _common(status, suppress=True)
+    status.add_argument("--json", action="store_true", help="print the raw status as JSON")
+    status.set_defaults(handler=cmd_status)
+
+    failed = commands.add_parser("failed", help="list failed files and why they failed")
+    _common(failed, suppress=True)
+    failed.add_argument("--json", action="store_true", help="print the list as JSON")
+    failed.set_defaults(handler=cmd_failed)
+
+    retry = commands.add_parser(
+        "retry",
+        help="send failed files back through OCR (all, or the named ones)",
+        description="Remove the error sidecars of failed files (moving files out of failed_dir back "
+        "into their inbox) and ask a running daemon to rescan now.",
+    )
+    _common(retry, suppress=True)
+    retry.add_argument("paths", nargs="*", metavar="PATH", help="failed images or their .error.json files")
+    retry.set_defaults(handler=cmd_retry)
+
+    schema = commands.add_parser("schema", help="print the JSON Schema of the config (or of the sidecars)")
+    schema.add_argument("--sidecar", action="store_true", help="the schema of the .json/.error.json sidecars")
+    schema.set_defaults(handler=cmd_schema)
     return parser
 
 
@@ -193,19 +248,22 @@ def cmd_once(args: argparse.Namespace) -> int:
     if not jobs:
         logger.info("no images found")
         return EXIT_OK
+    started = time.monotonic()
+    bar = progress.ProgressBar(len(jobs), sys.stderr) if sys.stderr.isatty() and not getattr(args, "quiet", False) else None
 
-    def log_outcome(outcome: Outcome) -> None:
+    def show(outcome: Outcome) -> None:
+        if bar is not None:
+            bar.advance(outcome)
+            return
         level = logging.INFO if outcome.ok or outcome.status == "gone" else logging.ERROR
         logger.log(level, "%s", batch.describe(outcome))
 
-    report = batch.run_once(
-        plan, jobs, force=args.force, retry_failed=args.retry_failed, on_outcome=log_outcome
-    )
-    counts = report.counts()
-    summary = ", ".join(f"{counts[status]} {status.replace('_', ' ')}" for status in sorted(counts))
-    print(f"{len(report.outcomes)} file(s): {summary}", file=sys.stderr)
-    for outcome in report.problems:
-        print(f"  {outcome.path}: {outcome.message}", file=sys.stderr)
+    try:
+        report = batch.run_once(plan, jobs, force=args.force, retry_failed=args.retry_failed, on_outcome=show)
+    finally:
+        if bar is not None:
+            bar.close()
+    print(progress.summary(report.outcomes, time.monotonic() - started), file=sys.stderr)
     if report.aborted:
         print(f"ocrwatch: stopped early: {report.aborted}", file=sys.stderr)
         return EXIT_CONFIG
@@ -216,11 +274,68 @@ def cmd_run(args: argparse.Namespace) -> int:
     """``ocrwatch run``: the daemon."""
     from ocrwatch.daemon import Daemon  # late: pulls in watchdog
 
+    # A watchdog kill (SIGABRT) or a fatal signal then leaves every thread's stack in the journal.
+    faulthandler.enable()
     loaded = _load(args)
     plan = make_plan(loaded)
     _log_plan(plan)
     logger.info("ocrwatch %s starting with %s", __version__, loaded.source)
     return Daemon(plan, config_path=loaded.path).run()
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """``ocrwatch status``."""
+    plan = make_plan(_load(args), check_folders=False, require_inboxes=False)
+    state = status.daemon_state(plan)
+    if args.json:
+        print(json.dumps({"running": state.running, "pid": state.pid, "state_dir": str(state.state_dir),
+                          "status": state.snapshot}, indent=2))
+    else:
+        print(status.render_status(state))
+    return EXIT_OK if state.running else EXIT_NOT_RUNNING
+
+
+def cmd_failed(args: argparse.Namespace) -> int:
+    """``ocrwatch failed``."""
+    plan = make_plan(_load(args), check_folders=False)
+    found = status.failures(plan)
+    if args.json:
+        print(json.dumps([failure.describe() for failure in found], indent=2))
+        return EXIT_OK
+    if not found:
+        print("no failed files")
+    for failure in found:
+        print(f"{failure.image}\n  [{failure.classification}] {failure.message}\n  "
+              f"attempts {failure.record.get('attempts')}, last {failure.record.get('last_attempt')}")
+    return EXIT_OK
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    """``ocrwatch retry``."""
+    plan = make_plan(_load(args), check_folders=False)
+    targets = [Path(path) for path in args.paths]
+    done = status.retry(plan, targets)
+    for failure, action in done:
+        print(f"{failure.image}: {action}")
+    if targets and len(done) < len(targets):
+        print(f"ocrwatch: {len(targets) - len(done)} of the named paths are not failed files", file=sys.stderr)
+    if not done:
+        print("nothing to retry")
+        return EXIT_OK if not targets else EXIT_FAILURES
+    if status.ask_for_rescan(status.daemon_state(plan)):
+        print("the running daemon was asked to pick them up now")
+    else:
+        print("no daemon is running; process them with: ocrwatch once")
+    return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    """``ocrwatch schema``: the JSON Schema of the config, generated from its models."""
+    if args.sidecar:
+        print(SIDECAR_SCHEMA.read_text(encoding="utf-8"), end="")
+    else:
+        print(json.dumps(config_schema(), indent=2))
+    return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -138,7 +138,12 @@ class RateLimitConfig(Model):
 class OcrSpaceConfig(Model):
     """The ocr.space API client."""
 
-    endpoint: tuple[str, ...] = Field(
+    endpoint: Annotated[
+        tuple[str, ...],
+        WithJsonSchema(
+            {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]}
+        ),
+    ] = Field(
         (DEFAULT_ENDPOINT,),
         description="One URL, or a list tried in order when one fails (PRO endpoints).",
     )
@@ -202,6 +207,90 @@ class TesseractConfig(Model):
     deskew: bool = Field(True, description="Straighten pages tilted by a few degrees before OCR.")
 
 
+HOOK_PLACEHOLDERS = ("image", "text", "json", "error", "status", "inbox", "name")
+HookEvent = Literal["done", "failed"]
+
+
+class HookConfig(Model):
+    """Run a command or POST a JSON summary after a file is done or failed."""
+
+    events: Annotated[
+        tuple[HookEvent, ...],
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"enum": ["done", "failed"]},
+                    {"type": "array", "items": {"enum": ["done", "failed"]}, "minItems": 1},
+                ]
+            }
+        ),
+    ] = Field(("done", "failed"), description="Which outcomes trigger the hook.")
+    command: tuple[str, ...] | None = Field(
+        None,
+        description="Program and arguments, run without a shell; placeholders "
+        "{image} {text} {json} {error} {status} {inbox} {name} are replaced.",
+    )
+    url: str | None = Field(None, description="POST a JSON summary of the file to this http(s) URL.")
+    timeout: float = Field(30.0, gt=0, le=3600, description="Seconds before the command is killed or the POST given up.")
+
+    @field_validator("events", mode="before")
+    @classmethod
+    def _events_list(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, str) else value
+
+    @field_validator("command")
+    @classmethod
+    def _command(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is not None:
+            if not value or not value[0].strip():
+                raise ValueError("give the program and its arguments as a list, e.g. ['/usr/local/bin/notify', '{image}']")
+            for argument in value:
+                # Only identifier-shaped {names} are placeholders; other braces pass through.
+                for name in re.findall(r"\{([A-Za-z_][A-Za-z0-9_]*)\}", argument):
+                    if name not in HOOK_PLACEHOLDERS:
+                        raise ValueError(
+                            f"unknown placeholder {{{name}}}; use one of "
+                            + " ".join("{" + known + "}" for known in HOOK_PLACEHOLDERS)
+                        )
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value
+
+    @model_validator(mode="after")
+    def _one_action(self) -> HookConfig:
+        if (self.command is None) == (self.url is None):
+            raise ValueError("a hook needs exactly one of command or url")
+        if not self.events:
+            raise ValueError("events: name at least one of done, failed")
+        return self
+
+
+class MetricsConfig(Model):
+    """A Prometheus metrics endpoint."""
+
+    listen: str = Field(
+        "127.0.0.1:9464", description="host:port to serve /metrics on (loopback unless you say otherwise)."
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        host, separator, port = value.rpartition(":")
+        if not separator or not port.isdigit() or not 0 < int(port) < 65536 or not host:
+            raise ValueError(f"{value!r} is not host:port, e.g. '127.0.0.1:9464'")
+        return value
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
 class InboxConfig(Model):
     """One watched folder and the rules for the images that land in it."""
 
@@ -258,6 +347,9 @@ class InboxConfig(Model):
     )
     failed_dir: ConfigPath | None = Field(
         None, description="If set, failed images (with their .error.json) are moved here."
+    )
+    hooks: tuple[HookConfig, ...] = Field(
+        (), description="Commands to run or URLs to notify after each file is done or failed."
     )
 
     @model_validator(mode="after")
@@ -347,6 +439,9 @@ class Config(Model):
         le=10_000_000,
         description="Most files held waiting at once; a larger backlog is taken in parts.",
     )
+    metrics: MetricsConfig | None = Field(
+        None, description="Serve Prometheus metrics (off unless this section is present)."
+    )
     inboxes: list[InboxConfig] = Field(default_factory=list, description="The watched folders.")
 
 
@@ -367,6 +462,20 @@ class LoadedConfig:
         line = _line_of(self.root, loc)
         place = f"{self.source}:{line}" if line and self.path else self.source
         return f"{place}: at '{key_path(loc)}': "
+
+
+SCHEMA_ID = "https://ocrwatch.invalid/schemas/config.schema.json"
+
+
+def config_schema() -> dict[str, Any]:
+    """The JSON Schema of the config file, generated from the models (for editors and ``ocrwatch schema``)."""
+    schema = Config.model_json_schema()
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        **schema,
+        "title": "ocrwatch configuration",
+    }
 
 
 def search_paths(env: Mapping[str, str] | None = None) -> list[Path]:

@@ -28,6 +28,7 @@ import os
 import queue
 import random
 import signal
+import sys
 import threading
 import time
 from collections import Counter
@@ -37,11 +38,13 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from ocrwatch import __version__, after, engines, scan, sidecar
+from ocrwatch import __version__, after, engines, logs, scan, sidecar
 from ocrwatch.batch import default_workers
 from ocrwatch.config import load_config
 from ocrwatch.engines.base import OcrEngine
 from ocrwatch.errors import ConfigError, FileError, InvalidKeyError, OcrwatchError, RateLimitError
+from ocrwatch.hooks import HookRunner
+from ocrwatch.metrics import Metrics
 from ocrwatch.notify import Notifier
 from ocrwatch.pipeline import Outcome, failure_record, process_file, sidecar_verdict
 from ocrwatch.plan import InboxPlan, Plan, make_plan
@@ -64,6 +67,7 @@ TRANSIENT_BACKOFF_START = 30.0
 OUTPUT_BACKOFF_START = 10.0
 OUTPUT_BACKOFF_MAX = 300.0
 KEY_REMINDER_SECONDS = 600.0
+STOP_MARGIN_SECONDS = 15.0
 PAUSE_KEY = "ocrspace_paused_until"
 PAUSE_REASON_KEY = "ocrspace_pause_reason"
 
@@ -75,12 +79,35 @@ class AlreadyRunning(OcrwatchError):
 
 
 @dataclass
-class Stats:
-    """Counters since start, for status lines."""
+class InboxStats:
+    """One inbox's counters since start."""
 
     outcomes: Counter[str] = field(default_factory=Counter)
     last_error: str | None = None
+    last_error_at: float | None = None
+
+
+@dataclass
+class Stats:
+    """Counters since start, per inbox and in total, for status lines and ``ocrwatch status``."""
+
+    inboxes: dict[Path, InboxStats] = field(default_factory=dict)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    last_error: str | None = None
     started: float = field(default_factory=time.time)
+
+    def of(self, inbox: Path) -> InboxStats:
+        return self.inboxes.setdefault(inbox, InboxStats())
+
+    def count(self, inbox: Path, status: str) -> None:
+        self.outcomes[status] += 1
+        self.of(inbox).outcomes[status] += 1
+
+    def error(self, inbox: Path | None, text: str) -> None:
+        self.last_error = text
+        if inbox is not None:
+            stats = self.of(inbox)
+            stats.last_error, stats.last_error_at = text, time.time()
 
 
 class EngineSlot:
@@ -117,8 +144,10 @@ class Daemon:
         self.stop_event = threading.Event()
         self.wakeup = threading.Event()
         self._reload_requested = False
-        self._signals: list[int] = []
+        self._rescan_requested = False
         self.gate = RequestGate(plan.config.ocrspace.rate_limit)
+        self.metrics = Metrics()
+        self.hooks = HookRunner(env=self.env)
         self.tracker = Tracker(settle_seconds=self._settle_seconds, max_pending=plan.config.max_pending)
         self.watcher = Watcher(self)
         self.store: StateStore | None = None
@@ -139,6 +168,15 @@ class Daemon:
         """Run until SIGTERM/SIGINT; returns the exit code."""
         self._install_signals()
         self._lock_state_dir()
+        metrics = self.plan.config.metrics
+        if metrics is not None:
+            try:
+                self.metrics.serve(*metrics.address)
+            except OSError as error:
+                raise ConfigError(
+                    f"{self.plan.loaded.where(['metrics', 'listen'])}cannot listen on {metrics.listen}: "
+                    f"{error.strerror or error}"
+                ) from error
         self.store = StateStore(self.state_dir)
         self._restore_pause()
         try:
@@ -171,6 +209,9 @@ class Daemon:
             if self._reload_requested:
                 self._reload_requested = False
                 self._reload()
+            if self._rescan_requested:
+                self._rescan_requested = False
+                self.request_scan(None, "requested")
             for inbox in self.watcher.check():
                 self.request_scan(inbox, "watch restarted")
             if interval and now - last_scan >= interval:
@@ -196,7 +237,10 @@ class Daemon:
 
     def _shutdown(self) -> None:
         status = f"stopping; {self.status_line()}"
-        self.notifier.stopping(status)
+        # Ask systemd for the drain time in the same datagram, so a raised shutdown_timeout
+        # is not cut short by the unit's TimeoutStopSec.
+        extend = int((self.plan.config.shutdown_timeout + STOP_MARGIN_SECONDS) * 1_000_000)
+        self.notifier.send("STOPPING=1", f"STATUS={status}", f"EXTEND_TIMEOUT_USEC={extend}")
         logger.info("%s", status)
         self.stop_event.set()
         self.tracker.close()
@@ -212,6 +256,8 @@ class Daemon:
                            busy, self.plan.config.shutdown_timeout)
         for slot in self.slots.values():
             slot.close()
+        self.hooks.close()
+        self.metrics.close()
         self._publish_status(final=True)
         if self.store is not None:
             self.store.close()
@@ -223,17 +269,24 @@ class Daemon:
         signal.signal(signal.SIGTERM, self._on_stop_signal)
         signal.signal(signal.SIGINT, self._on_stop_signal)
         signal.signal(signal.SIGHUP, self._on_reload_signal)
+        signal.signal(signal.SIGUSR1, self._on_rescan_signal)
 
     def _on_stop_signal(self, signum: int, frame: FrameType | None) -> None:
         if self.stop_event.is_set():
             # A second stop signal: the user does not want to wait for the drain.
-            os.write(2, b"ocrwatch: second stop signal, exiting now\n")
+            prefix = b"<4>" if logs.under_journal(sys.stderr, self.env) else b""
+            os.write(2, prefix + b"ocrwatch: second stop signal, exiting now\n")
             os._exit(128 + signum)
         self.stop_event.set()
         self.wakeup.set()
 
     def _on_reload_signal(self, signum: int, frame: FrameType | None) -> None:
         self._reload_requested = True
+        self.wakeup.set()
+
+    def _on_rescan_signal(self, signum: int, frame: FrameType | None) -> None:
+        # ``ocrwatch retry`` asks for this after removing error sidecars.
+        self._rescan_requested = True
         self.wakeup.set()
 
     def _lock_state_dir(self) -> None:
@@ -263,7 +316,7 @@ class Daemon:
             self._add_slot(name)
 
     def _create_engine(self, name: str, workers: int) -> OcrEngine:
-        return engines.create_engine(
+        engine = engines.create_engine(
             name,
             self.plan.config,
             api_key=self.plan.api_key,
@@ -272,6 +325,8 @@ class Daemon:
             stop=self.stop_event,
             gate=self.gate,
         )
+        engine.observer = self.metrics.observe_request
+        return engine
 
     def _add_slot(self, name: str) -> None:
         workers = default_workers(name, self.plan.config.workers)
@@ -325,14 +380,17 @@ class Daemon:
         return frozenset(give_up)
 
     def _handle(self, entry: Entry, outcome: Outcome) -> None:
-        self.stats.outcomes[outcome.status] += 1
         status = outcome.status
+        inbox = entry.inbox.path
+        self.stats.count(inbox, status)
+        if status in ("done", "failed", "skipped"):
+            self.metrics.file_finished(str(inbox), status, outcome.seconds)
         if status == "done":
             logger.info("done %s: %s in %.2f s", entry.path, outcome.message, outcome.seconds)
             self._after(entry, outcome, success=True)
             self.tracker.finish(entry)
         elif status == "failed":
-            self.stats.last_error = f"{entry.path.name}: {outcome.message}"
+            self.stats.error(inbox, f"{entry.path.name}: {outcome.message}")
             logger.error("failed %s: [%s] %s", entry.path, outcome.classification, outcome.message)
             self._after(entry, outcome, success=False)
             self.tracker.finish(entry)
@@ -354,11 +412,11 @@ class Daemon:
             logger.info("waiting for %s to be complete (%s); next look in %.1f s", entry.path, outcome.message, delay)
         elif classification == "output":
             delay = min(OUTPUT_BACKOFF_MAX, OUTPUT_BACKOFF_START * 2 ** (entry.attempt - 1))
-            self.stats.last_error = f"{entry.path.name}: {outcome.message}"
+            self.stats.error(entry.inbox.path, f"{entry.path.name}: {outcome.message}")
             logger.error("%s: %s; trying again in %.0f s", entry.path, outcome.message, delay)
         else:
             delay = TRANSIENT_BACKOFF_START * 2 ** (entry.attempt - 1) * self._rng.uniform(0.75, 1.25)
-            self.stats.last_error = f"{entry.path.name}: {outcome.message}"
+            self.stats.error(entry.inbox.path, f"{entry.path.name}: {outcome.message}")
             logger.warning("%s: %s; attempt %d of %d, next in %.0f s", entry.path, outcome.message,
                            entry.attempt, self.plan.config.transient_attempts, delay)
         if self.store is not None:
@@ -384,7 +442,7 @@ class Daemon:
                     "ocr.space rejected the API key: all ocr.space OCR is stopped until the key is fixed "
                     "(then: systemctl reload ocrwatch, or send SIGHUP). %s", error
                 )
-            self.stats.last_error = f"API key rejected: {error}"
+            self.stats.error(None, f"API key rejected: {error}")
             self.tracker.finish(entry, retry_in=MAIN_LOOP_MAX_SLEEP)
         elif isinstance(error, RateLimitError):
             self.tracker.finish(entry, again=True)
@@ -402,8 +460,9 @@ class Daemon:
                 attempt=entry.attempt, first_attempt=entry.first_attempt or time.time(),
             )
             sidecar.record_failure(paths, record)
-        self.stats.outcomes["failed"] += 1
-        self.stats.last_error = f"{entry.path.name}: {failure}"
+        self.stats.count(entry.inbox.path, "failed")
+        self.stats.error(entry.inbox.path, f"{entry.path.name}: {failure}")
+        self.metrics.file_finished(str(entry.inbox.path), "failed")
         self.tracker.finish(entry)
 
     # After a file: keep, move or delete; remember.
@@ -412,17 +471,22 @@ class Daemon:
         if self.store is not None:
             self.store.clear_attempts(entry.path)
         status = "done" if success else "failed"
-        if not after.changes_location(entry.inbox, success=success):
+        final: Path | None = entry.path
+        if after.changes_location(entry.inbox, success=success):
+            try:
+                final = after.finish(entry.path, entry.inbox, success=success)
+            except OSError as error:
+                logger.error("%s: cannot %s it: %s", entry.path, entry.inbox.after if success else "move", error)
+        if final == entry.path:
             self._remember(entry.path, entry.inbox, status)
-            return
-        try:
-            after.finish(entry.path, entry.inbox, success=success)
-        except OSError as error:
-            logger.error("%s: cannot %s it: %s", entry.path, entry.inbox.after if success else "move", error)
-            self._remember(entry.path, entry.inbox, status)
-            return
-        if self.store is not None:
+        elif self.store is not None:
             self.store.forget(entry.path)
+        if entry.inbox.hooks:
+            slot = self.slots.get(entry.inbox.rules.engine)
+            self.hooks.submit(
+                entry.inbox.hooks,
+                after.event(entry.path, entry.inbox, final, outcome, engine=slot.name if slot else ""),
+            )
 
     def _remember(self, path: Path, inbox: InboxPlan, status: str) -> None:
         if self.store is None:
@@ -578,6 +642,8 @@ class Daemon:
                 logger.error("reload refused, keeping the running configuration: %s", line)
             self.notifier.ready(f"reload refused (see log); {self.status_line()}")
             return
+        for warning in plan.warnings:
+            logger.warning("%s", warning)
         old = {inbox.path: inbox for inbox in self.plan.inboxes}
         new = {inbox.path: inbox for inbox in plan.inboxes}
         previous = self.plan
@@ -638,8 +704,10 @@ class Daemon:
 
     def _note_gate(self) -> None:
         state = self.gate.state()
+        self.metrics.paused.set(1 if state.paused_until or state.blocked else 0)
         if state.paused_until and state.paused_until != self._last_pause_logged:
             self._last_pause_logged = state.paused_until
+            self.metrics.pauses.inc()
             logger.warning("ocr.space paused until %s: %s", utc_iso(state.paused_until), state.pause_reason)
             if self.store is not None:
                 self.store.put(PAUSE_KEY, repr(state.paused_until))
@@ -666,22 +734,37 @@ class Daemon:
     def snapshot(self) -> dict[str, Any]:
         """The daemon's state as JSON data, for ``ocrwatch status``."""
         counts = self.tracker.counts()
+        by_inbox = self.tracker.counts_by_inbox()
         gate = self.gate.state()
         modes = self.watcher.modes()
+        inboxes = []
+        for inbox in self.plan.inboxes:
+            stats = self.stats.of(inbox.path)
+            waiting = by_inbox.get(inbox.path, {})
+            mode = modes.get(inbox.path)
+            inboxes.append(
+                {
+                    "path": str(inbox.path),
+                    "engine": inbox.rules.engine,
+                    "watch": mode.kind if mode else None,
+                    "watch_reason": mode.reason if mode else None,
+                    "waiting": sum(n for state, n in waiting.items() if state != "running"),
+                    "in_progress": waiting.get("running", 0),
+                    "done": stats.outcomes["done"],
+                    "failed": stats.outcomes["failed"],
+                    "skipped": stats.outcomes["skipped"],
+                    "last_error": stats.last_error,
+                    "last_error_at": utc_iso(stats.last_error_at) if stats.last_error_at else None,
+                }
+            )
         return {
             "version": __version__,
             "pid": os.getpid(),
             "started": utc_iso(self.stats.started),
             "updated": utc_iso(time.time()),
             "config": str(self.config_path) if self.config_path else None,
-            "inboxes": [
-                {
-                    "path": str(inbox.path),
-                    "engine": inbox.rules.engine,
-                    "watch": modes[inbox.path].kind if inbox.path in modes else None,
-                }
-                for inbox in self.plan.inboxes
-            ],
+            "status": self.status_line(),
+            "inboxes": inboxes,
             "queue": counts,
             "outcomes": dict(self.stats.outcomes),
             "last_error": self.stats.last_error,
@@ -693,6 +776,7 @@ class Daemon:
         }
 
     def _publish_status(self, *, final: bool = False) -> None:
+        self.metrics.set_queue(self.tracker.counts())
         line = self.status_line()
         if line != self._last_status and not final:
             self.notifier.status(line)

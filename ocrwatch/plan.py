@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ocrwatch.apikey import CREDENTIAL_NAME, ENV_KEY, ApiKey, find_api_key
-from ocrwatch.config import DEFAULT_PATTERNS, Config, InboxConfig, LoadedConfig
+from ocrwatch.config import DEFAULT_PATTERNS, Config, HookConfig, InboxConfig, LoadedConfig
 from ocrwatch.errors import ConfigError
 from ocrwatch.geometry import BoxRule, CropRule
 
@@ -81,6 +81,7 @@ class InboxPlan:
     after: str = "keep"
     done_dir: Path | None = None
     failed_dir: Path | None = None
+    hooks: tuple[HookConfig, ...] = ()
 
     @property
     def excluded(self) -> tuple[Path, ...]:
@@ -185,6 +186,7 @@ def make_plan(
                 after=inbox.after,
                 done_dir=(inbox.done_dir or inbox.path / "done") if inbox.after == "move" else None,
                 failed_dir=inbox.failed_dir,
+                hooks=inbox.hooks,
             )
         )
     loose = InboxPlan(

@@ -244,6 +244,14 @@ class Tracker:
                 counts[entry.state] += 1
             return counts
 
+    def counts_by_inbox(self) -> dict[Path, dict[str, int]]:
+        with self._cond:
+            counts: dict[Path, dict[str, int]] = {}
+            for entry in self._entries.values():
+                per_inbox = counts.setdefault(entry.inbox.path, {})
+                per_inbox[entry.state] = per_inbox.get(entry.state, 0) + 1
+            return counts
+
     def pending(self) -> int:
         with self._cond:
             return len(self._entries)

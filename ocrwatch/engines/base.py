@@ -14,6 +14,7 @@ worker has stopped.
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -132,10 +133,34 @@ class OcrResult:
         return "\n".join(page.text for page in self.pages)
 
 
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request an engine made, for metrics: which engine, how it ended, how long, how big."""
+
+    engine: str
+    outcome: str
+    """``ok`` or the failure's classification (``transient``, ``rate_limit``, ...)."""
+    seconds: float
+    upload_bytes: int = 0
+
+
+RequestObserver = Callable[[RequestRecord], None]
+
+
 class OcrEngine(abc.ABC):
-    """Base class for engines. Subclasses register themselves in ``engines.REGISTRY``."""
+    """Base class for engines. Subclasses register themselves in ``engines.REGISTRY``.
+
+    ``observer``, when set, is called after every request the engine makes
+    (each HTTP attempt for ocr.space, each recognition for Tesseract), from the
+    worker thread that made it; it must be quick and must not raise.
+    """
 
     name: ClassVar[str]
+    observer: RequestObserver | None = None
+
+    def _observe(self, outcome: str, seconds: float, upload_bytes: int = 0) -> None:
+        if self.observer is not None:
+            self.observer(RequestRecord(self.name, outcome, seconds, upload_bytes))
 
     @abc.abstractmethod
     def recognize(self, request: OcrRequest) -> OcrResult:

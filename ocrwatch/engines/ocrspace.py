@@ -140,24 +140,26 @@ class OcrSpaceEngine(OcrEngine):
                     self._backoff(attempt)
                 self.gate.acquire(self.stop)
                 attempts += 1
+                started = time.perf_counter()
                 try:
-                    return self._post(endpoint, fields, files), endpoint, attempts
-                except RateLimitError as error:
-                    self.gate.pause(error.retry_after, str(error))
-                    error.attempts = attempts
-                    raise
-                except InvalidKeyError as error:
-                    self.gate.block(str(error))
-                    error.attempts = attempts
-                    raise
+                    answer = self._post(endpoint, fields, files)
                 except TransientError as error:
+                    self._observe(error.classification, time.perf_counter() - started, len(upload.data))
                     last = error
-                    logger.warning(
-                        "%s: attempt %d at %s failed: %s", request.name, attempts, endpoint, error
-                    )
+                    logger.warning("%s: attempt %d at %s failed: %s", request.name, attempts, endpoint, error)
+                    continue
                 except OcrError as error:
+                    # Rate limits pause and rejected keys block the gate for every worker;
+                    # bad input and engine failures are final. None of them is retried here.
+                    self._observe(error.classification, time.perf_counter() - started, len(upload.data))
                     error.attempts = attempts
+                    if isinstance(error, RateLimitError):
+                        self.gate.pause(error.retry_after, str(error))
+                    elif isinstance(error, InvalidKeyError):
+                        self.gate.block(str(error))
                     raise
+                self._observe("ok", time.perf_counter() - started, len(upload.data))
+                return answer, endpoint, attempts
         assert last is not None
         failure = TransientError(
             f"gave up after {attempts} attempts on {len(self.config.endpoint)} endpoint(s): {last}"

@@ -96,8 +96,13 @@ class TesseractEngine(OcrEngine):
             raise BadInputError(f"{request.name}: {error}") from error
         api = self._api(language)
         mode = tesserocr.PSM.AUTO_OSD if request.detect_orientation else tesserocr.PSM.AUTO
-        page = _read(api, prepared, mode=mode, request=request)
+        try:
+            page = _read(api, prepared, mode=mode, request=request)
+        except OcrError as error:
+            self._observe(error.classification, time.perf_counter() - started)
+            raise
         seconds = time.perf_counter() - started
+        self._observe("ok", seconds)
         logger.debug(
             "%s: tesseract read %d characters in %.2f s (skew %.2f, scale %g)",
             request.name,
