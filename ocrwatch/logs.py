@@ -18,6 +18,7 @@ import os
 import sys
 import threading
 from collections.abc import Mapping
+from types import TracebackType
 from typing import TextIO
 
 REDACTED = "***"
@@ -138,3 +139,25 @@ def setup(verbosity: int = 0, *, stream: TextIO | None = None, env: Mapping[str,
     library_level = logging.DEBUG if verbosity > 1 else logging.WARNING
     for name in ("urllib3", "watchdog", "PIL", "requests"):
         logging.getLogger(name).setLevel(max(library_level, level))
+    # Uncaught exceptions go through logging too, so they keep their priority
+    # (and their redaction) instead of landing on stderr raw.
+    sys.excepthook = _log_uncaught
+    threading.excepthook = _log_uncaught_in_thread
+
+
+def _log_uncaught(kind: type[BaseException], value: BaseException, trace: TracebackType | None) -> None:
+    if issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, value, trace)
+        return
+    logging.getLogger("ocrwatch").critical("uncaught exception", exc_info=(kind, value, trace))
+
+
+def _log_uncaught_in_thread(arguments: threading.ExceptHookArgs) -> None:
+    if arguments.exc_type is SystemExit:
+        return
+    thread = arguments.thread.name if arguments.thread else "?"
+    logging.getLogger("ocrwatch").critical(
+        "uncaught exception in thread %s",
+        thread,
+        exc_info=(arguments.exc_type, arguments.exc_value or arguments.exc_type(), arguments.exc_traceback),
+    )

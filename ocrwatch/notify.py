@@ -31,6 +31,15 @@ class Notifier:
         address = env.get("NOTIFY_SOCKET", "")
         if address.startswith("@"):
             address = "\0" + address[1:]
+        elif address and not address.startswith("/"):
+            # sd_notify(3) knows only absolute paths and @abstract names here
+            # (newer systemd adds vsock: for virtual machines). Sending to any
+            # other string would only fail on every call; say so once instead.
+            logger.warning(
+                "NOTIFY_SOCKET=%s is not a socket address ocrwatch can use; not notifying systemd",
+                address,
+            )
+            address = ""
         self.address = address or None
         self.watchdog_interval = _watchdog_interval(env)
         self._socket: socket.socket | None = None
