@@ -46,7 +46,7 @@ from ocrwatch.errors import ConfigError, FileError, InvalidKeyError, OcrwatchErr
 from ocrwatch.hooks import HookRunner
 from ocrwatch.metrics import Metrics
 from ocrwatch.notify import Notifier
-from ocrwatch.pipeline import Outcome, failure_record, process_file, sidecar_verdict
+from ocrwatch.pipeline import Outcome, process_file, record_failure, sidecar_verdict
 from ocrwatch.plan import InboxPlan, Plan, make_plan
 from ocrwatch.ratelimit import RequestGate
 from ocrwatch.sidecar import SidecarPaths, utc_iso
@@ -453,13 +453,15 @@ class Daemon:
     def _fail_unexpected(self, entry: Entry, error: Exception) -> None:
         failure = FileError(f"internal error: {type(error).__name__}: {error}")
         failure.classification = "internal"
-        paths = SidecarPaths.of(entry.path, entry.inbox.sidecar_dir(entry.path))
-        with contextlib.suppress(Exception):
-            record = failure_record(
-                entry.path, None, entry.inbox.rules, failure,
-                attempt=entry.attempt, first_attempt=entry.first_attempt or time.time(),
-            )
-            sidecar.record_failure(paths, record)
+        record_failure(
+            SidecarPaths.of(entry.path, entry.inbox.sidecar_dir(entry.path)),
+            entry.path,
+            None,
+            entry.inbox.rules,
+            failure,
+            attempt=entry.attempt,
+            first_attempt=entry.first_attempt or time.time(),
+        )
         self.stats.count(entry.inbox.path, "failed")
         self.stats.error(entry.inbox.path, f"{entry.path.name}: {failure}")
         self.metrics.file_finished(str(entry.inbox.path), "failed")

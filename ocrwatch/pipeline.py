@@ -243,7 +243,7 @@ def process_file(
         seconds = time.perf_counter() - clock
         if error.retryable and error.classification not in give_up:
             return Outcome(path, "retry", str(error), error.classification, seconds, error=error)
-        _record_failure(paths, path, source, rules, error, attempt=attempt, first_attempt=first_attempt or started)
+        record_failure(paths, path, source, rules, error, attempt=attempt, first_attempt=first_attempt or started)
         return Outcome(path, "failed", str(error), error.classification, seconds, error=error, sidecar=paths.error)
     seconds = time.perf_counter() - clock
     return Outcome(path, "done", f"{len(text)} characters", seconds=seconds, chars=len(text), sidecar=paths.result)
@@ -410,7 +410,7 @@ def _word(word: Word, box: Box) -> dict[str, Any]:
     }
 
 
-def failure_record(
+def _failure_record(
     path: Path,
     source: Source | None,
     rules: Rules,
@@ -451,7 +451,7 @@ def failure_record(
     }
 
 
-def _record_failure(
+def record_failure(
     paths: SidecarPaths,
     path: Path,
     source: Source | None,
@@ -461,7 +461,8 @@ def _record_failure(
     attempt: int,
     first_attempt: float,
 ) -> None:
-    record = failure_record(path, source, rules, error, attempt=attempt, first_attempt=first_attempt)
+    """Write the error sidecar of ``path``; a failure to write it is logged, not raised."""
+    record = _failure_record(path, source, rules, error, attempt=attempt, first_attempt=first_attempt)
     try:
         sidecar.record_failure(paths, record)
     except FileError as write_error:

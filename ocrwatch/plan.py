@@ -333,12 +333,4 @@ def _watched_by(inbox: InboxPlan, folder: Path) -> bool:
         relative = folder.relative_to(inbox.path)
     except ValueError:
         return False
-    return not any(_within(folder, excluded) for excluded in inbox.excluded) and bool(relative.parts)
-
-
-def _within(path: Path, folder: Path) -> bool:
-    try:
-        path.relative_to(folder)
-    except ValueError:
-        return False
-    return True
+    return not any(folder.is_relative_to(excluded) for excluded in inbox.excluded) and bool(relative.parts)

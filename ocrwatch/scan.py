@@ -53,7 +53,7 @@ def is_candidate(path: Path, inbox: InboxPlan, excluded: Iterable[Path] = ()) ->
         return False
     if any(is_junk(part) for part in relative.parts):
         return False
-    return not any(_within(path, folder) for folder in excluded)
+    return not any(path.is_relative_to(folder) for folder in excluded)
 
 
 def walk(inbox: InboxPlan, excluded: Iterable[Path] = ()) -> Iterator[Path]:
@@ -80,18 +80,10 @@ def walk(inbox: InboxPlan, excluded: Iterable[Path] = ()) -> Iterator[Path]:
                 continue
             if is_dir:
                 if inbox.recursive and not is_junk(entry.name) and not any(
-                    _within(path, folder) for folder in excluded
+                    path.is_relative_to(folder) for folder in excluded
                 ):
                     subfolders.append(path)
                 continue
             if is_candidate(path, inbox, excluded):
                 yield path
         pending.extend(reversed(subfolders))
-
-
-def _within(path: Path, folder: Path) -> bool:
-    try:
-        path.relative_to(folder)
-    except ValueError:
-        return False
-    return True

@@ -193,7 +193,7 @@ def retry(plan: Plan, targets: list[Path]) -> list[tuple[Failure, str]]:
     done = []
     for failure in chosen:
         inbox = failure.inbox
-        if inbox.failed_dir is not None and _within(failure.image, inbox.failed_dir):
+        if inbox.failed_dir is not None and failure.image.is_relative_to(inbox.failed_dir):
             target_folder = inbox.path / failure.image.parent.relative_to(inbox.failed_dir)
             target = after.free_name(target_folder, failure.image.name)
             sidecar.remove_quietly(failure.error_file)
@@ -213,13 +213,5 @@ def ask_for_rescan(state: DaemonState) -> bool:
     try:
         os.kill(state.pid, signal.SIGUSR1)
     except OSError:
-        return False
-    return True
-
-
-def _within(path: Path, folder: Path) -> bool:
-    try:
-        path.relative_to(folder)
-    except ValueError:
         return False
     return True

@@ -93,18 +93,13 @@ class Tracker:
     def changed(self, path: Path, inbox: InboxPlan) -> None:
         """The file appeared or changed: wait until it is quiet."""
         with self._cond:
-            now = self._clock()
             entry = self._entries.get(path)
             if entry is None:
                 entry = self._entries[path] = Entry(path, inbox, live=True)
             elif entry.state == "running":
                 entry.dirty = True
                 return
-            entry.state = "settling"
-            entry.quiet_since = now
-            entry.size, entry.mtime_ns = _stat(path)
-            entry.due = now + self._settle_seconds(inbox)
-            self._cond.notify_all()
+            self._settle(entry)
 
     def found(self, path: Path, inbox: InboxPlan, *, mtime_ns: int) -> bool:
         """A scan found ``path`` without a current sidecar. False when the tracker is full."""
@@ -119,12 +114,7 @@ class Tracker:
             if age >= settle:
                 self._make_ready(entry)
             else:
-                now = self._clock()
-                entry.state = "settling"
-                entry.quiet_since = now
-                entry.size, entry.mtime_ns = _stat(path)
-                entry.due = now + settle
-                self._cond.notify_all()
+                self._settle(entry)
             return True
 
     def removed(self, path: Path) -> None:
@@ -223,11 +213,7 @@ class Tracker:
                 self._make_ready(entry, front=True)
             elif entry.dirty and os.path.lexists(entry.path):
                 entry.live = True
-                entry.state = "settling"
-                entry.quiet_since = self._clock()
-                entry.size, entry.mtime_ns = _stat(entry.path)
-                entry.due = entry.quiet_since + self._settle_seconds(entry.inbox)
-                self._cond.notify_all()
+                self._settle(entry)
             else:
                 self._forget(entry)
 
@@ -259,6 +245,14 @@ class Tracker:
     def wake(self) -> None:
         with self._cond:
             self._cond.notify_all()
+
+    def _settle(self, entry: Entry) -> None:
+        """Start (or restart) the quiet period of ``entry`` from now."""
+        entry.state = "settling"
+        entry.quiet_since = self._clock()
+        entry.size, entry.mtime_ns = _stat(entry.path)
+        entry.due = entry.quiet_since + self._settle_seconds(entry.inbox)
+        self._cond.notify_all()
 
     def _make_ready(self, entry: Entry, *, front: bool = False) -> None:
         entry.state = "ready"
