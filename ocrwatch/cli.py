@@ -33,6 +33,7 @@ from ocrwatch.errors import (
     EXIT_INTERRUPTED,
     EXIT_NOT_RUNNING,
     EXIT_OK,
+    AlreadyRunning,
     OcrwatchError,
 )
 from ocrwatch.pipeline import Outcome
@@ -243,6 +244,13 @@ def cmd_once(args: argparse.Namespace) -> int:
     """``ocrwatch once``: process what is there now, print a summary, exit 0/1."""
     loaded = _load(args, allow_default=bool(args.paths))
     plan = make_plan(loaded, require_inboxes=not args.paths, check_folders=not args.paths)
+    if not args.paths and plan.inboxes:
+        running = status.daemon_state(plan)
+        if running.running:
+            raise AlreadyRunning(
+                f"a daemon (pid {running.pid}) is already processing these inboxes; "
+                "running once beside it could send files twice. Use 'ocrwatch status', or name paths."
+            )
     _log_plan(plan)
     jobs = batch.collect(plan, args.paths, recursive=args.recursive)
     if not jobs:

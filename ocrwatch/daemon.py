@@ -42,7 +42,14 @@ from ocrwatch import __version__, after, engines, logs, scan, sidecar
 from ocrwatch.batch import default_workers
 from ocrwatch.config import load_config
 from ocrwatch.engines.base import OcrEngine
-from ocrwatch.errors import ConfigError, FileError, InvalidKeyError, OcrwatchError, RateLimitError
+from ocrwatch.errors import (
+    AlreadyRunning,
+    ConfigError,
+    FileError,
+    InvalidKeyError,
+    OcrwatchError,
+    RateLimitError,
+)
 from ocrwatch.hooks import HookRunner
 from ocrwatch.metrics import Metrics
 from ocrwatch.notify import Notifier
@@ -70,12 +77,6 @@ KEY_REMINDER_SECONDS = 600.0
 STOP_MARGIN_SECONDS = 15.0
 PAUSE_KEY = "ocrspace_paused_until"
 PAUSE_REASON_KEY = "ocrspace_pause_reason"
-
-
-class AlreadyRunning(OcrwatchError):
-    """Another daemon holds this state folder."""
-
-    exit_code = 2
 
 
 @dataclass
@@ -786,7 +787,8 @@ class Daemon:
         snapshot = self.snapshot()
         snapshot["running"] = not final
         with contextlib.suppress(OcrwatchError):
-            sidecar.write_atomic(self.state_dir / "status.json", json.dumps(snapshot, indent=1).encode())
+            text = logs.redact(json.dumps(snapshot, indent=1))
+            sidecar.write_atomic(self.state_dir / "status.json", text.encode())
 
 
 def _stat(path: Path) -> os.stat_result | None:

@@ -137,6 +137,12 @@ class InvalidKeyError(OcrError):
     exit_code = EXIT_CONFIG
 
 
+class AlreadyRunning(OcrwatchError):
+    """Another daemon is already at work on the same inboxes or state folder."""
+
+    exit_code = EXIT_CONFIG
+
+
 class EngineUnavailableError(OcrwatchError):
     """An engine cannot start: missing language data, no API key, missing library."""
 

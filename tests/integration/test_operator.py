@@ -106,6 +106,9 @@ def test_status_failed_and_retry_against_a_running_daemon(setup: Callable[..., D
         (item["image"], item["classification"]) for item in listed
     ]
 
+    refused = ocrwatch("once", "-c", str(daemon.config_path), env=env, cwd=tmp_path)
+    assert 2 == refused.returncode and "is already processing these inboxes" in refused.stderr
+
     fake.faults = {}
     retried = ocrwatch("retry", "-c", str(daemon.config_path), env=env, cwd=tmp_path)
     assert 0 == retried.returncode, retried.stderr
