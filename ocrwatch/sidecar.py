@@ -6,15 +6,21 @@ the file failed, ``scan.jpg.error.json``. Keeping the image's extension in the
 name keeps ``scan.jpg`` and ``scan.png`` in one folder apart.
 
 Every file is written to a temporary name in the same folder
-(``.scan.jpg.txt.<random>.ocrwatch-tmp``), flushed with fsync, renamed into
-place, and the folder is fsynced. The ``.json`` is written last and is the
-commit mark: a reader that sees it sees a complete ``.txt`` of the same run
-(``text_sha256`` in the record lets it check). A crash leaves at worst a
-temporary file, which :func:`remove_stale_temps` cleans up.
+(``.scan.jpg.txt.<random>.ocrwatch-tmp``) and flushed with fsync. For a result
+both temporaries are written first, so a full disk or a write error leaves
+nothing but temporaries (which are removed); only then is the ``.txt`` renamed
+into place, then the ``.json``, and the folder is fsynced. The ``.json`` is the
+commit mark: a reader that sees it sees a complete ``.txt`` of the same run,
+and ``text_sha256`` in the record lets it check.
+
+Every registered secret (the API key) is scrubbed from whatever is written,
+since answers from servers and proxies may quote request details.
 
 The sidecars are the source of truth for what was done. Residual risks
-accepted: a file system that does not honour fsync (some network shares) may
-lose a sidecar at power loss; the next start then redoes that image.
+accepted: a crash between the two renames leaves a new ``.txt`` beside an old
+or missing ``.json`` (the ``.json`` is then not current, so the image is done
+again at the next start); a file system that does not honour fsync (some
+network shares) may lose a sidecar at power loss, with the same effect.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ocrwatch import logs
 from ocrwatch.errors import OutputError
 
 SCHEMA_VERSION = 1
@@ -90,6 +97,12 @@ def write_atomic(path: Path, data: bytes) -> None:
     Raises OutputError (with the cause chained) when the folder is not writable,
     the disk is full, or anything else stops the write; no temporary file is left.
     """
+    temp = _write_temp(path, data)
+    _install([(temp, path)])
+
+
+def _write_temp(path: Path, data: bytes) -> Path:
+    """``data`` in a fsynced temporary beside ``path``. Raises OutputError, leaving nothing behind."""
     folder = path.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -108,12 +121,25 @@ def write_atomic(path: Path, data: bytes) -> None:
             os.fsync(handle)
         finally:
             os.close(handle)
-        os.replace(temp, path)
-        _fsync_folder(folder)
     except OSError as error:
         with contextlib.suppress(OSError):
             temp.unlink()
         raise OutputError(f"cannot write sidecar {path}: {_describe(error)}") from error
+    return temp
+
+
+def _install(moves: list[tuple[Path, Path]]) -> None:
+    """Rename each temporary over its target, in order, then fsync their folders."""
+    try:
+        for temp, path in moves:
+            os.replace(temp, path)
+        for folder in {path.parent for _, path in moves}:
+            _fsync_folder(folder)
+    except OSError as error:
+        for temp, _ in moves:
+            with contextlib.suppress(OSError):
+                temp.unlink()
+        raise OutputError(f"cannot write sidecar {moves[-1][1]}: {_describe(error)}") from error
 
 
 def preflight(folder: Path) -> None:
@@ -136,11 +162,20 @@ def preflight(folder: Path) -> None:
 
 
 def commit(paths: SidecarPaths, text: str, record: dict[str, Any]) -> None:
-    """Write the text, then the record (the commit mark), then drop an old error sidecar."""
-    encoded_text = text.encode("utf-8")
+    """Write the text and the record (the commit mark, renamed last), then drop an old error sidecar.
+
+    Raises OutputError when either cannot be written; then neither is changed.
+    """
+    encoded_text = logs.redact(text).encode("utf-8", errors="backslashreplace")
     record = dict(record, text_sha256=hashlib.sha256(encoded_text).hexdigest())
-    write_atomic(paths.text, encoded_text)
-    write_atomic(paths.result, _encode(record))
+    text_temp = _write_temp(paths.text, encoded_text)
+    try:
+        record_temp = _write_temp(paths.result, _encode(record))
+    except OutputError:
+        with contextlib.suppress(OSError):
+            text_temp.unlink()
+        raise
+    _install([(text_temp, paths.text), (record_temp, paths.result)])
     remove_quietly(paths.error)
 
 
@@ -211,7 +246,17 @@ def remove_stale_temps(folder: Path) -> int:
 
 
 def _encode(record: dict[str, Any]) -> bytes:
-    return (json.dumps(record, ensure_ascii=False, indent=1) + "\n").encode("utf-8")
+    """The record as UTF-8 JSON, secrets scrubbed.
+
+    A file name that is not valid UTF-8 reaches Python as lone surrogates, which
+    UTF-8 cannot hold; such records are written with ASCII escapes instead, which
+    every JSON reader accepts and which load back to the same name.
+    """
+    text = logs.redact(json.dumps(record, ensure_ascii=False, indent=1)) + "\n"
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return (logs.redact(json.dumps(record, ensure_ascii=True, indent=1)) + "\n").encode("ascii")
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -54,6 +54,11 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
+def _key(path: Path) -> bytes:
+    """A path as stored: its bytes, so names that are not valid UTF-8 work too."""
+    return os.fsencode(path)
+
+
 def default_state_dir(configured: Path | None, env: Mapping[str, str] | None = None) -> Path:
     """Where state lives: the config's ``state_dir``, systemd's ``$STATE_DIRECTORY``, or XDG."""
     env = os.environ if env is None else env
@@ -160,7 +165,7 @@ class StateStore:
                 return None
             row = db.execute(
                 "SELECT size, mtime_ns, fingerprint, status, sidecar_size, sidecar_mtime_ns FROM files WHERE path=?",
-                (str(path),),
+                (_key(path),),
             ).fetchone()
             return CachedFile(*row) if row else None
         return None
@@ -171,7 +176,7 @@ class StateStore:
                 db.execute(
                     "INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?)",
                     (
-                        str(path),
+                        _key(path),
                         entry.size,
                         entry.mtime_ns,
                         entry.fingerprint,
@@ -185,8 +190,8 @@ class StateStore:
     def forget(self, path: Path) -> None:
         with self._use() as db:
             if db is not None:
-                db.execute("DELETE FROM files WHERE path=?", (str(path),))
-                db.execute("DELETE FROM attempts WHERE path=?", (str(path),))
+                db.execute("DELETE FROM files WHERE path=?", (_key(path),))
+                db.execute("DELETE FROM attempts WHERE path=?", (_key(path),))
 
     def attempts(self, path: Path, size: int, mtime_ns: int) -> Attempts | None:
         """Earlier tries of this exact file version (same size and mtime), if any."""
@@ -195,7 +200,7 @@ class StateStore:
                 return None
             row = db.execute(
                 "SELECT attempts, first_attempt FROM attempts WHERE path=? AND size=? AND mtime_ns=?",
-                (str(path), size, mtime_ns),
+                (_key(path), size, mtime_ns),
             ).fetchone()
             return Attempts(*row) if row else None
         return None
@@ -207,13 +212,13 @@ class StateStore:
             if db is not None:
                 db.execute(
                     "INSERT OR REPLACE INTO attempts VALUES (?,?,?,?,?,?,?)",
-                    (str(path), size, mtime_ns, attempts.count, attempts.first_attempt, classification, message),
+                    (_key(path), size, mtime_ns, attempts.count, attempts.first_attempt, classification, message),
                 )
 
     def clear_attempts(self, path: Path) -> None:
         with self._use() as db:
             if db is not None:
-                db.execute("DELETE FROM attempts WHERE path=?", (str(path),))
+                db.execute("DELETE FROM attempts WHERE path=?", (_key(path),))
 
     def get(self, key: str) -> str | None:
         with self._use() as db:
