@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,30 @@ class ApiKey:
 
     def __str__(self) -> str:
         return f"API key from {self.source}"
+
+
+class KeyHolder:
+    """The key in use, shared by every ocr.space engine object of a process.
+
+    A reload replaces the key here, so a request that was waiting at the gate
+    while the old key was rejected goes out with the new one.
+    """
+
+    def __init__(self, key: ApiKey) -> None:
+        self._key = key
+        self._lock = threading.Lock()
+
+    @property
+    def key(self) -> ApiKey:
+        with self._lock:
+            return self._key
+
+    def replace(self, key: ApiKey) -> bool:
+        """Use ``key`` from now on; True when it differs from the one before."""
+        with self._lock:
+            changed = key.value != self._key.value
+            self._key = key
+            return changed
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from pydantic import (
     model_validator,
 )
 
+from ocrwatch import logs
 from ocrwatch.errors import ConfigError
 from ocrwatch.geometry import BoxRule, CropRule, Length, MarginRule
 
@@ -433,6 +434,12 @@ class Config(Model):
         description="Times a file is tried when ocr.space keeps failing transiently "
         "(each try already retries `ocrspace.attempts` times per endpoint).",
     )
+    transient_retry_seconds: float = Field(
+        10.0,
+        ge=0,
+        le=86400,
+        description="Wait before the daemon's first new try of a transiently failed file; doubles each time.",
+    )
     max_pending: int = Field(
         10_000,
         ge=10,
@@ -535,11 +542,19 @@ def parse_config(text: str, path: Path) -> LoadedConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of keys, not {type(data).__name__}")
     base_dir = path.resolve().parent
+    _register_inline_key(data)
     try:
         config = Config.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as error:
         raise ConfigError(format_validation_error(error, path, node)) from None
     return LoadedConfig(config, path, node)
+
+
+def _register_inline_key(data: dict[str, Any]) -> None:
+    """Scrub an inline key from every message, even one about an error elsewhere."""
+    section = data.get("ocrspace")
+    if isinstance(section, dict) and isinstance(section.get("api_key"), str):
+        logs.register_secret(section["api_key"].strip())
 
 
 def default_config() -> LoadedConfig:
@@ -565,7 +580,9 @@ def format_validation_error(error: ValidationError, path: Path, root: yaml.Node 
         loc = _clean_loc(item["loc"])
         line = _line_of(root, loc)
         where = f"{path}:{line}" if line else str(path)
-        found.append((line or 0, f"{where}: at '{key_path(loc)}': {_plain_message(item)}"))
+        # Anything written under ocrspace may be the key in the wrong place: never echo it.
+        message = _plain_message(item, echo=not loc or loc[0] != "ocrspace")
+        found.append((line or 0, f"{where}: at '{key_path(loc)}': {message}"))
     return [message for _, message in sorted(found, key=lambda pair: pair[0])]
 
 
@@ -583,7 +600,7 @@ def _clean_loc(loc: Sequence[str | int]) -> list[str | int]:
     return cleaned
 
 
-def _plain_message(item: Mapping[str, Any]) -> str:
+def _plain_message(item: Mapping[str, Any], *, echo: bool = True) -> str:
     kind = item["type"]
     if kind == "extra_forbidden":
         return "unknown key"
@@ -594,7 +611,8 @@ def _plain_message(item: Mapping[str, Any]) -> str:
         if message.startswith(prefix):
             message = message[len(prefix) :]
     if kind.endswith("_type") or kind.endswith("_parsing") or kind == "literal_error":
-        message += f" (got {item.get('input')!r})"
+        value = item.get("input")
+        message += f" (got {value!r})" if echo else f" (got a {type(value).__name__})"
     return message
 
 

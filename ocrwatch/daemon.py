@@ -39,6 +39,7 @@ from types import FrameType
 from typing import Any
 
 from ocrwatch import __version__, after, engines, logs, scan, sidecar
+from ocrwatch.apikey import KeyHolder
 from ocrwatch.batch import default_workers
 from ocrwatch.config import load_config
 from ocrwatch.engines.base import OcrEngine
@@ -47,6 +48,7 @@ from ocrwatch.errors import (
     ConfigError,
     FileError,
     InvalidKeyError,
+    OcrError,
     OcrwatchError,
     RateLimitError,
 )
@@ -70,7 +72,6 @@ MAIN_LOOP_MAX_SLEEP = 1.0
 STATUS_INTERVAL = 5.0
 INCOMPLETE_BACKOFF_START = 0.5
 INCOMPLETE_BACKOFF_MAX = 30.0
-TRANSIENT_BACKOFF_START = 30.0
 OUTPUT_BACKOFF_START = 10.0
 OUTPUT_BACKOFF_MAX = 300.0
 KEY_REMINDER_SECONDS = 600.0
@@ -147,6 +148,7 @@ class Daemon:
         self._reload_requested = False
         self._rescan_requested = False
         self.gate = RequestGate(plan.config.ocrspace.rate_limit)
+        self.keys = KeyHolder(plan.api_key) if plan.api_key is not None else None
         self.metrics = Metrics()
         self.hooks = HookRunner(env=self.env)
         self.tracker = Tracker(settle_seconds=self._settle_seconds, max_pending=plan.config.max_pending)
@@ -158,7 +160,7 @@ class Daemon:
         self._scanner: threading.Thread | None = None
         self._lock_handle: int | None = None
         self._scan_incomplete: set[Path] = set()
-        self._last_pause_logged: float | None = None
+        self._last_pause_logged = 0
         self._last_key_warning = 0.0
         self._last_status = ""
         self._rng = random.Random()
@@ -178,6 +180,7 @@ class Daemon:
                     f"{self.plan.loaded.where(['metrics', 'listen'])}cannot listen on {metrics.listen}: "
                     f"{error.strerror or error}"
                 ) from error
+        self._remove_temps(self.state_dir, recursive=False)
         self.store = StateStore(self.state_dir)
         self._restore_pause()
         try:
@@ -320,7 +323,7 @@ class Daemon:
         engine = engines.create_engine(
             name,
             self.plan.config,
-            api_key=self.plan.api_key,
+            api_key=self.keys,
             workers=workers,
             env=self.env,
             stop=self.stop_event,
@@ -366,8 +369,11 @@ class Daemon:
             give_up=self._give_up(entry),
             attempt=entry.attempt,
             first_attempt=entry.first_attempt,
+            requests_before=entry.requests,
             follow_symlinks=inbox.follow_symlinks,
         )
+        if isinstance(outcome.error, OcrError):
+            entry.requests += outcome.error.attempts
         self._handle(entry, outcome)
 
     def _give_up(self, entry: Entry) -> frozenset[str]:
@@ -400,6 +406,13 @@ class Daemon:
         elif status == "deferred":
             entry.attempt -= 1
             self._defer(entry, outcome)
+        elif status in ("skipped", "known_failure") and after.changes_location(
+            entry.inbox, success=status == "skipped"
+        ):
+            # Finished before a crash cut its move short: finish the move now.
+            logger.info("%s %s: finishing what a restart interrupted", status, entry.path)
+            self._after(entry, outcome, success=status == "skipped")
+            self.tracker.finish(entry)
         else:
             if status == "skipped" and self.store is not None:
                 self._remember(entry.path, entry.inbox, "done")
@@ -416,7 +429,8 @@ class Daemon:
             self.stats.error(entry.inbox.path, f"{entry.path.name}: {outcome.message}")
             logger.error("%s: %s; trying again in %.0f s", entry.path, outcome.message, delay)
         else:
-            delay = TRANSIENT_BACKOFF_START * 2 ** (entry.attempt - 1) * self._rng.uniform(0.75, 1.25)
+            first = self.plan.config.transient_retry_seconds
+            delay = first * 2 ** (entry.attempt - 1) * self._rng.uniform(0.75, 1.25)
             self.stats.error(entry.inbox.path, f"{entry.path.name}: {outcome.message}")
             logger.warning("%s: %s; attempt %d of %d, next in %.0f s", entry.path, outcome.message,
                            entry.attempt, self.plan.config.transient_attempts, delay)
@@ -429,7 +443,7 @@ class Daemon:
                     mtime_ns=info.st_mtime_ns,
                     attempts=Attempts(entry.attempt, entry.first_attempt or time.time()),
                     classification=classification,
-                    message=outcome.message,
+                    message=logs.redact(outcome.message),
                 )
         self.tracker.finish(entry, retry_in=delay)
 
@@ -452,21 +466,26 @@ class Daemon:
             self.tracker.finish(entry)
 
     def _fail_unexpected(self, entry: Entry, error: Exception) -> None:
+        """Record a bug's failure for one file; never raises, so the worker lives on."""
         failure = FileError(f"internal error: {type(error).__name__}: {error}")
         failure.classification = "internal"
-        record_failure(
-            SidecarPaths.of(entry.path, entry.inbox.sidecar_dir(entry.path)),
-            entry.path,
-            None,
-            entry.inbox.rules,
-            failure,
-            attempt=entry.attempt,
-            first_attempt=entry.first_attempt or time.time(),
-        )
-        self.stats.count(entry.inbox.path, "failed")
-        self.stats.error(entry.inbox.path, f"{entry.path.name}: {failure}")
-        self.metrics.file_finished(str(entry.inbox.path), "failed")
-        self.tracker.finish(entry)
+        try:
+            record_failure(
+                SidecarPaths.of(entry.path, entry.inbox.sidecar_dir(entry.path)),
+                entry.path,
+                None,
+                entry.inbox.rules,
+                failure,
+                attempt=entry.attempt,
+                first_attempt=entry.first_attempt or time.time(),
+            )
+            self.stats.count(entry.inbox.path, "failed")
+            self.stats.error(entry.inbox.path, f"{entry.path.name}: {failure}")
+            self.metrics.file_finished(str(entry.inbox.path), "failed")
+        except Exception:  # noqa: BLE001 - the error path itself must not kill the worker
+            logger.exception("%s: cannot even record the failure", entry.path)
+        finally:
+            self.tracker.finish(entry)
 
     # After a file: keep, move or delete; remember.
 
@@ -560,8 +579,10 @@ class Daemon:
             return 0
         inbox = current
         if clean:
-            for place in {inbox.path, *(p for p in (inbox.output,) if p is not None)}:
-                self._remove_temps(place, recursive=inbox.recursive or place == inbox.output)
+            self._remove_temps(inbox.path, recursive=inbox.recursive)
+            for place in (inbox.output, inbox.done_dir, inbox.failed_dir):
+                if place is not None:
+                    self._remove_temps(place, recursive=True)
         walked = replace(inbox, path=folder, recursive=True) if folder is not None else inbox
         queued = 0
         for path in scan.walk(walked, inbox.excluded):
@@ -570,7 +591,14 @@ class Daemon:
             if folder is not None and not scan.is_candidate(path, inbox, inbox.excluded):
                 continue
             info = _stat(path) if inbox.follow_symlinks else _lstat(path)
-            if info is None or self._is_current(path, inbox, info):
+            if info is None:
+                continue
+            try:
+                finished = self._is_current(path, inbox, info)
+            except Exception:  # noqa: BLE001 - one odd file must not end the scan of all the others
+                logger.exception("%s: cannot check its sidecars; queueing it", path)
+                finished = False
+            if finished:
                 continue
             if not self.tracker.found(path, inbox, mtime_ns=info.st_mtime_ns):
                 self._scan_incomplete.add(inbox.path)
@@ -581,6 +609,16 @@ class Daemon:
         return queued
 
     def _is_current(self, path: Path, inbox: InboxPlan, info: os.stat_result) -> bool:
+        """True when the sidecars say ``path`` is finished and nothing is left to do with it.
+
+        A finished file whose inbox moves or deletes finished files is not: it
+        is left over from a crash between its sidecars and its move, and the
+        worker that takes it finds the sidecar current and completes the move.
+        """
+        verdict = self._verdict(path, inbox, info)
+        return verdict is not None and not after.changes_location(inbox, success=verdict == "done")
+
+    def _verdict(self, path: Path, inbox: InboxPlan, info: os.stat_result) -> str | None:
         fingerprint = inbox.rules.fingerprint
         if self.store is not None:
             cached = self.store.cached(path)
@@ -595,12 +633,11 @@ class Daemon:
                     cached.sidecar_size,
                     cached.sidecar_mtime_ns,
                 ):
-                    return True
+                    return cached.status
         verdict = sidecar_verdict(path, inbox, info)
         if verdict is not None:
             self._remember(path, inbox, verdict)
-            return True
-        return False
+        return verdict
 
     def _remove_temps(self, root: Path, *, recursive: bool) -> None:
         removed = 0
@@ -674,10 +711,15 @@ class Daemon:
 
     def _reload_engines(self, previous: Plan, plan: Plan) -> None:
         self.gate.set_limit(plan.config.ocrspace.rate_limit)
-        key_changed = (previous.api_key.value if previous.api_key else None) != (
-            plan.api_key.value if plan.api_key else None
-        )
-        if key_changed:
+        if plan.api_key is not None:
+            # The key first, then the gate: workers released by unblock must send the new key.
+            if self.keys is None:
+                self.keys = KeyHolder(plan.api_key)
+            elif self.keys.replace(plan.api_key):
+                logger.info("ocr.space: using the %s", plan.api_key)
+        if self.gate.state().blocked:
+            # A reload is the operator saying "try again", with a new key or the same one.
+            logger.info("ocr.space: trying again after the reload")
             self.gate.unblock()
         for name in sorted(plan.engines):
             slot = self.slots.get(name)
@@ -685,7 +727,7 @@ class Daemon:
                 self._add_slot(name)
                 continue
             section = "ocrspace" if name == "ocrspace" else "tesseract"
-            if getattr(previous.config, section) != getattr(plan.config, section) or (name == "ocrspace" and key_changed):
+            if getattr(previous.config, section) != getattr(plan.config, section):
                 slot.replace(self._create_engine(name, slot.workers))
                 logger.info("engine %s: new settings in use", name)
 
@@ -708,8 +750,8 @@ class Daemon:
     def _note_gate(self) -> None:
         state = self.gate.state()
         self.metrics.paused.set(1 if state.paused_until or state.blocked else 0)
-        if state.paused_until and state.paused_until != self._last_pause_logged:
-            self._last_pause_logged = state.paused_until
+        if state.paused_until and state.pause_number != self._last_pause_logged:
+            self._last_pause_logged = state.pause_number
             self.metrics.pauses.inc()
             logger.warning("ocr.space paused until %s: %s", utc_iso(state.paused_until), state.pause_reason)
             if self.store is not None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import threading
 from collections.abc import Mapping
@@ -68,8 +69,25 @@ def _priority(levelno: int) -> int:
     return SYSLOG_PRIORITY[logging.DEBUG]
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _escape(value: object) -> object:
+    """A log argument with control characters shown as escapes, so a file name with a
+    newline cannot forge a second log line."""
+    if isinstance(value, str | os.PathLike):
+        text = os.fspath(value)
+        if isinstance(text, str) and _CONTROL.search(text):
+            return _CONTROL.sub(lambda match: repr(match.group())[1:-1], text)
+    return value
+
+
 class _RedactingFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
+        if isinstance(record.args, tuple) and record.args:
+            escaped = tuple(_escape(argument) for argument in record.args)
+            if escaped != record.args:
+                record = logging.makeLogRecord({**record.__dict__, "args": escaped})
         return redact(super().format(record))
 
 

@@ -182,9 +182,13 @@ def process_file(
     give_up: Collection[str] = RETRYABLE,
     attempt: int = 1,
     first_attempt: float | None = None,
+    requests_before: int = 0,
     follow_symlinks: bool = False,
 ) -> Outcome:
     """Turn ``path`` into its sidecars, or explain why not. Never raises for file problems.
+
+    ``requests_before`` counts OCR requests earlier tries of this file made, so
+    the sidecars can say how many it took in all.
 
     A retryable failure whose classification is not in ``give_up`` is returned
     as ``retry`` without an error sidecar, because the caller will try again;
@@ -218,6 +222,7 @@ def process_file(
             results=results,
             text=text,
             attempt=attempt,
+            requests=requests_before + sum(result.attempts for _, result in results),
             timings={
                 "started": utc_iso(started),
                 "finished": utc_iso(time.time()),
@@ -243,7 +248,16 @@ def process_file(
         seconds = time.perf_counter() - clock
         if error.retryable and error.classification not in give_up:
             return Outcome(path, "retry", str(error), error.classification, seconds, error=error)
-        record_failure(paths, path, source, rules, error, attempt=attempt, first_attempt=first_attempt or started)
+        record_failure(
+            paths,
+            path,
+            source,
+            rules,
+            error,
+            attempt=attempt,
+            first_attempt=first_attempt or started,
+            requests_before=requests_before,
+        )
         return Outcome(path, "failed", str(error), error.classification, seconds, error=error, sidecar=paths.error)
     seconds = time.perf_counter() - clock
     return Outcome(path, "done", f"{len(text)} characters", seconds=seconds, chars=len(text), sidecar=paths.result)
@@ -340,6 +354,7 @@ def _result_record(
     results: list[tuple[_Target, OcrResult]],
     text: str,
     attempt: int,
+    requests: int,
     timings: dict[str, Any],
 ) -> dict[str, Any]:
     info = decoded.info
@@ -366,6 +381,7 @@ def _result_record(
         "text": text,
         "results": [_result_entry(target, result, rules) for target, result in results],
         "attempt": attempt,
+        "requests": requests,
         "timings": timings,
     }
     if info.frames > 1:
@@ -418,6 +434,7 @@ def _failure_record(
     *,
     attempt: int,
     first_attempt: float,
+    requests_before: int = 0,
 ) -> dict[str, Any]:
     """The content of an error sidecar."""
     described: dict[str, Any]
@@ -445,7 +462,7 @@ def _failure_record(
             "type": type(error).__name__,
         },
         "attempts": attempt,
-        "requests": getattr(error, "attempts", None) if isinstance(error, OcrError) else None,
+        "requests": requests_before + (error.attempts if isinstance(error, OcrError) else 0),
         "first_attempt": utc_iso(first_attempt),
         "last_attempt": utc_iso(time.time()),
     }
@@ -460,9 +477,12 @@ def record_failure(
     *,
     attempt: int,
     first_attempt: float,
+    requests_before: int = 0,
 ) -> None:
     """Write the error sidecar of ``path``; a failure to write it is logged, not raised."""
-    record = _failure_record(path, source, rules, error, attempt=attempt, first_attempt=first_attempt)
+    record = _failure_record(
+        path, source, rules, error, attempt=attempt, first_attempt=first_attempt, requests_before=requests_before
+    )
     try:
         sidecar.record_failure(paths, record)
     except FileError as write_error:

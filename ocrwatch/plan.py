@@ -292,13 +292,16 @@ def _folder_problems(loaded: LoadedConfig, plan: InboxPlan) -> list[str]:
 
 
 def _overlap_problems(loaded: LoadedConfig, plans: list[InboxPlan]) -> list[str]:
-    """Inboxes that would see each other's files, or outputs that would come back as inputs."""
+    """Inboxes that would see each other's files, or outputs that would come back as inputs.
+
+    Paths are compared after resolving symbolic links, so a link cannot hide an overlap.
+    """
     problems = []
     for index, plan in enumerate(plans):
         for other in plans:
             if other is plan:
                 continue
-            if plan.path == other.path:
+            if _real(plan.path) == _real(other.path):
                 if other.index is not None and other.index < index:
                     problems.append(
                         loaded.where(["inboxes", index, "path"])
@@ -314,7 +317,7 @@ def _overlap_problems(loaded: LoadedConfig, plans: list[InboxPlan]) -> list[str]
             if folder is None:
                 continue
             for other in plans:
-                if other is not plan and (folder == other.path or _watched_by(other, folder)):
+                if other is not plan and (_real(folder) == _real(other.path) or _watched_by(other, folder)):
                     problems.append(
                         loaded.where(["inboxes", index, key])
                         + f"{folder} is watched by inboxes[{other.index}] ({other.path}): "
@@ -323,14 +326,16 @@ def _overlap_problems(loaded: LoadedConfig, plans: list[InboxPlan]) -> list[str]
     return problems
 
 
+def _real(path: Path) -> Path:
+    """``path`` with symbolic links resolved (as far as it exists)."""
+    return path.resolve()
+
+
 def _watched_by(inbox: InboxPlan, folder: Path) -> bool:
-    """True when files in ``folder`` would be candidates of ``inbox``."""
-    if folder == inbox.path:
+    """True when files in ``folder`` would be candidates of ``inbox`` (links resolved)."""
+    folder, root = _real(folder), _real(inbox.path)
+    if folder == root:
         return True
-    if not inbox.recursive:
+    if not inbox.recursive or not folder.is_relative_to(root):
         return False
-    try:
-        relative = folder.relative_to(inbox.path)
-    except ValueError:
-        return False
-    return not any(folder.is_relative_to(excluded) for excluded in inbox.excluded) and bool(relative.parts)
+    return not any(folder.is_relative_to(_real(excluded)) for excluded in inbox.excluded)

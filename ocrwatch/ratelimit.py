@@ -37,6 +37,8 @@ class GateState:
     pause_reason: str | None
     blocked: str | None
     """Why requests are blocked until a reload (rejected key), if they are."""
+    pause_number: int = 0
+    """Counts pauses begun or extended, so a watcher can tell a new pause from the same one."""
 
 
 class RequestGate:
@@ -57,6 +59,7 @@ class RequestGate:
         self._refilled = clock()
         self._paused_until = 0.0
         self._pause_reason: str | None = None
+        self._pause_number = 0
         self._blocked: str | None = None
 
     def acquire(self, stop: threading.Event | None = None) -> None:
@@ -103,6 +106,7 @@ class RequestGate:
             if until > self._paused_until:
                 self._paused_until = until
                 self._pause_reason = reason
+                self._pause_number += 1
             self._lock.notify_all()
 
     def pause_until_wall(self, epoch: float, reason: str) -> None:
@@ -118,10 +122,9 @@ class RequestGate:
             self._lock.notify_all()
 
     def unblock(self) -> None:
+        """Lift a key block (a running rate-limit pause stays)."""
         with self._lock:
             self._blocked = None
-            self._paused_until = 0.0
-            self._pause_reason = None
             self._lock.notify_all()
 
     def wake(self) -> None:
@@ -137,4 +140,5 @@ class RequestGate:
                 paused_until=self._wall() + remaining if paused else None,
                 pause_reason=self._pause_reason if paused else None,
                 blocked=self._blocked,
+                pause_number=self._pause_number,
             )

@@ -51,6 +51,8 @@ class Entry:
     quiet_since: float = 0.0
     attempt: int = 0
     first_attempt: float | None = None
+    requests: int = 0
+    """OCR requests earlier tries made (for the sidecars' totals)."""
     dirty: bool = False
     live: bool = True
     seen: float = field(default_factory=time.monotonic)

@@ -39,6 +39,7 @@ from typing import Protocol
 from watchdog.events import (
     DirCreatedEvent,
     DirMovedEvent,
+    FileAttribEvent,
     FileClosedEvent,
     FileCreatedEvent,
     FileDeletedEvent,
@@ -65,6 +66,7 @@ NETWORK_FILESYSTEMS = frozenset(
 )
 OBSERVER_STOP_TIMEOUT = 5.0
 EVENT_TYPES = [
+    FileAttribEvent,
     FileClosedEvent,
     FileCreatedEvent,
     FileModifiedEvent,
@@ -185,7 +187,8 @@ class _Handler(FileSystemEventHandler):
             return
         if isinstance(event, FileClosedEvent):
             self.sink.closed(path, self.inbox)
-        elif isinstance(event, FileCreatedEvent | FileModifiedEvent):
+        elif isinstance(event, FileCreatedEvent | FileModifiedEvent | FileAttribEvent):
+            # Attribute changes matter too: a chmod can make a failed, unreadable file readable.
             self.sink.changed(path, self.inbox)
 
 

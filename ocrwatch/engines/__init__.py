@@ -15,7 +15,7 @@ from ocrwatch.engines.base import OcrEngine, OcrRequest, OcrResult, Page, Upload
 from ocrwatch.errors import EngineUnavailableError
 
 if TYPE_CHECKING:
-    from ocrwatch.apikey import ApiKey
+    from ocrwatch.apikey import ApiKey, KeyHolder
     from ocrwatch.config import Config
     from ocrwatch.ratelimit import RequestGate
 
@@ -55,7 +55,7 @@ def create_engine(
     name: str,
     config: Config,
     *,
-    api_key: ApiKey | None = None,
+    api_key: ApiKey | KeyHolder | None = None,
     workers: int = 4,
     env: Mapping[str, str] | None = None,
     stop: threading.Event | None = None,
@@ -77,7 +77,7 @@ def create_engine(
 
 def _ocrspace(
     config: Config,
-    api_key: ApiKey | None,
+    api_key: ApiKey | KeyHolder | None,
     workers: int,
     stop: threading.Event | None,
     gate: RequestGate | None,

@@ -27,7 +27,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from ocrwatch import __version__, imaging
-from ocrwatch.apikey import ApiKey
+from ocrwatch.apikey import ApiKey, KeyHolder
 from ocrwatch.config import OcrSpaceConfig
 from ocrwatch.engines.base import OcrEngine, OcrRequest, OcrResult, Page, Upload
 from ocrwatch.engines.ocrspace_answer import Answer, read_answer
@@ -68,7 +68,7 @@ class OcrSpaceEngine(OcrEngine):
     def __init__(
         self,
         config: OcrSpaceConfig,
-        api_key: ApiKey,
+        api_key: ApiKey | KeyHolder,
         *,
         pool_size: int = 4,
         stop: threading.Event | None = None,
@@ -77,7 +77,7 @@ class OcrSpaceEngine(OcrEngine):
         rng: random.Random | None = None,
     ) -> None:
         self.config = config
-        self._key = api_key
+        self._keys = api_key if isinstance(api_key, KeyHolder) else KeyHolder(api_key)
         self.gate = gate or RequestGate(config.rate_limit)
         self.stop = stop or threading.Event()
         self._backoff_base = backoff_base
@@ -175,7 +175,7 @@ class OcrSpaceEngine(OcrEngine):
                 endpoint,
                 data=fields,
                 files=files,
-                headers={"apikey": self._key.value},
+                headers={"apikey": self._keys.key.value},
                 timeout=(self.config.connect_timeout, self.config.timeout),
             )
             body = response.content

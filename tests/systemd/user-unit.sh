@@ -22,8 +22,10 @@ user_ctl start ocrwatch.service
 section started
 user_ctl show ocrwatch.service --property=ActiveState,SubState,StatusText
 
-cp /systemd-lab/phototest.tif "$inbox/phototest.tif"
-chown "$user:" "$inbox/phototest.tif"
+# Written the way scanners and rsync do: a hidden temporary, then a rename into place.
+cp /systemd-lab/phototest.tif "$inbox/.phototest.tif.part"
+chown "$user:" "$inbox/.phototest.tif.part"
+mv "$inbox/.phototest.tif.part" "$inbox/phototest.tif"
 wait_until 120 test -e "$inbox/phototest.tif.json"
 section text
 cat "$inbox/phototest.tif.txt"
