@@ -187,19 +187,29 @@ def probe(data: bytes, *, max_pixels: int) -> ImageInfo:
     return info
 
 
-def decode(data: bytes, *, max_pixels: int) -> DecodedImage:
-    """Decode the first frame of an image into upright pixels; raise ImageError if unusable."""
+def verify(data: bytes, *, max_pixels: int) -> ImageInfo:
+    """Check that the whole image decodes, as cheaply as its format allows; raise ImageError like decode.
+
+    A JPEG is decoded at 1/8 scale: libjpeg still reads every entropy-coded
+    byte, so a truncated file fails exactly as in a full decode, for a fraction
+    of the work. Other formats are decoded in full and the pixels dropped.
+    """
     image, info = _open(data, max_pixels=max_pixels)
     with image:
-        try:
-            image.load()
-        except Image.DecompressionBombError as error:
-            raise ImageError(
-                f"image is {info.width}x{info.height}, above Pillow's own decompression-bomb "
-                f"limit: {error}"
-            ) from error
-        except _PILLOW_ERRORS as error:
-            raise _decode_error(data, info.format, error, image) from error
+        if info.format == "JPEG":
+            image.draft(image.mode, (max(1, info.width // 8), max(1, info.height // 8)))
+        _load(image, info, data)
+    return info
+
+
+def decode(data: bytes, *, max_pixels: int) -> DecodedImage:
+    """Decode the first frame of an image into upright pixels; raise ImageError if unusable."""
+    fast = _decode_plain_jpeg(data, max_pixels=max_pixels)
+    if fast is not None:
+        return fast
+    image, info = _open(data, max_pixels=max_pixels)
+    with image:
+        _load(image, info, data)
         if image.size != (info.width, info.height):
             # A GIF frame may reach past the logical screen; trust what was decoded.
             info = replace(info, width=image.width, height=image.height)
@@ -207,6 +217,43 @@ def decode(data: bytes, *, max_pixels: int) -> DecodedImage:
     if not pixels.flags.writeable or not pixels.flags.c_contiguous:
         pixels = np.array(pixels, order="C")
     return DecodedImage(pixels=pixels, info=info)
+
+
+def _decode_plain_jpeg(data: bytes, *, max_pixels: int) -> DecodedImage | None:
+    """A gray or RGB JPEG decoded by OpenCV, after a 1/8-scale check that it is complete.
+
+    Pillow's full decode of a large colour JPEG costs two to three times
+    OpenCV's (its 4-byte pixels are packed and copied twice on the way to a
+    BGR array). OpenCV, though, fills a truncated JPEG with grey without a
+    word, so :func:`verify` must pass first. Other JPEGs (CMYK, several
+    frames) and every other format take Pillow's path. None: not this case.
+    """
+    if not data.startswith(b"\xff\xd8"):
+        return None
+    info = verify(data, max_pixels=max_pixels)
+    if info.format != "JPEG" or info.mode not in ("L", "RGB") or info.frames != 1:
+        return None
+    flags = (cv2.IMREAD_GRAYSCALE if info.mode == "L" else cv2.IMREAD_COLOR) | cv2.IMREAD_IGNORE_ORIENTATION
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    if pixels is None or pixels.shape[1::-1] != (info.width, info.height):
+        return None
+    pixels = _upright(pixels, info.orientation)
+    if not pixels.flags.c_contiguous:
+        pixels = np.ascontiguousarray(pixels)
+    return DecodedImage(pixels=pixels, info=info)
+
+
+def _load(image: ImageFile.ImageFile, info: ImageInfo, data: bytes) -> None:
+    """Decode ``image``'s pixel data; raise ImageError (incomplete or permanent) if it fails."""
+    try:
+        image.load()
+    except Image.DecompressionBombError as error:
+        raise ImageError(
+            f"image is {info.width}x{info.height}, above Pillow's own decompression-bomb "
+            f"limit: {error}"
+        ) from error
+    except _PILLOW_ERRORS as error:
+        raise _decode_error(data, info.format, error, image) from error
 
 
 # --------------------------------------------------------------------------
@@ -572,30 +619,37 @@ def has_colour(pixels: np.ndarray) -> bool:
 # Uploads
 
 
+def sendable(original: bytes, info: ImageInfo, *, max_bytes: int, max_side: int | None = None) -> bool:
+    """True when a whole file's own bytes can be uploaded unchanged: plain, within budget and size."""
+    return (
+        info.plain
+        and len(original) <= max_bytes
+        and (max_side is None or max(info.width, info.height) <= max_side)
+    )
+
+
 def fit_upload(
-    pixels: np.ndarray,
+    pixels: np.ndarray | Callable[[], np.ndarray],
     *,
     max_bytes: int,
     max_side: int | None = None,
     original: bytes | None = None,
     info: ImageInfo | None = None,
 ) -> Upload:
-    """Encode pixels into at most ``max_bytes``; raise ImageError if no sane encoding fits."""
-    if (
-        pixels.dtype != np.uint8
-        or pixels.ndim not in (2, 3)
-        or (pixels.ndim == 3 and pixels.shape[2] != 3)
-    ):
-        raise ValueError(f"expected uint8 HxW or HxWx3 pixels, got {pixels.dtype} {pixels.shape}")
-    if max_bytes <= 0 or (max_side is not None and max_side <= 0):
-        raise ValueError(f"max_bytes and max_side must be positive, got {max_bytes}, {max_side}")
-    height, width = pixels.shape[:2]
-    if (
-        original is not None
-        and info is not None
-        and _sendable(original, info, pixels, max_bytes, max_side)
+    """Encode pixels into at most ``max_bytes``; raise ImageError if no sane encoding fits.
+
+    ``original`` and ``info`` describe the whole file the pixels came from (only
+    given when they are the whole file, uncropped): when it is :func:`sendable`
+    it goes as it is, and ``pixels`` (which may be a function decoding them on
+    demand) are never needed.
+    """
+    whole = not isinstance(pixels, np.ndarray) or pixels.shape[1::-1] == (info.upright_size if info else None)
+    # Pixels of another size than the file mean a crop happened: the original is not what to read.
+    if original is not None and info is not None and whole and sendable(
+        original, info, max_bytes=max_bytes, max_side=max_side
     ):
         extension = "jpg" if info.format == "JPEG" else "png"
+        width, height = info.upright_size
         return Upload(
             data=original,
             filetype=extension.upper(),
@@ -607,24 +661,22 @@ def fit_upload(
             quality=None,
             encodes=0,
         )
+    if callable(pixels):
+        pixels = pixels()
+    if (
+        pixels.dtype != np.uint8
+        or pixels.ndim not in (2, 3)
+        or (pixels.ndim == 3 and pixels.shape[2] != 3)
+    ):
+        raise ValueError(f"expected uint8 HxW or HxWx3 pixels, got {pixels.dtype} {pixels.shape}")
+    if max_bytes <= 0 or (max_side is not None and max_side <= 0):
+        raise ValueError(f"max_bytes and max_side must be positive, got {max_bytes}, {max_side}")
+    height, width = pixels.shape[:2]
     if pixels.ndim == 3 and not has_colour(pixels):
         pixels = cv2.cvtColor(pixels, cv2.COLOR_BGR2GRAY)
     if max_side is not None and max(width, height) > max_side:
         pixels = _resized(pixels, max_side / max(width, height))
     return _Fitter(pixels, max_bytes=max_bytes, input_width=width).fit()
-
-
-def _sendable(
-    original: bytes, info: ImageInfo, pixels: np.ndarray, max_bytes: int, max_side: int | None
-) -> bool:
-    """True when the file's own bytes can go out unchanged instead of an encode."""
-    return (
-        info.plain
-        and len(original) <= max_bytes
-        and (max_side is None or max(info.width, info.height) <= max_side)
-        # Pixels of another size mean a crop happened: the original is not what to read.
-        and pixels.shape[1::-1] == info.upright_size
-    )
 
 
 def _bilevel(pixels: np.ndarray) -> bool:

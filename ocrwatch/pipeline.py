@@ -14,12 +14,13 @@ size and mtime recorded all describe those same bytes.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
 import stat
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -208,14 +209,14 @@ def process_file(
                 return Outcome(path, skip[0], skip[1], seconds=time.perf_counter() - clock)
         sidecar.preflight(paths.result.parent)
         read_seconds = time.perf_counter() - clock
-        decoded = imaging.decode(source.data, max_pixels=rules.max_pixels)
+        image = _open_image(source, rules, engine)
         decode_seconds = time.perf_counter() - clock - read_seconds
-        results, crop_box = _recognize(path, source, decoded, rules, engine)
+        results, crop_box = _recognize(path, source, image, rules, engine)
         ocr_seconds = time.perf_counter() - clock - read_seconds - decode_seconds
         text = _text(results, rules)
         record = _result_record(
             source=source,
-            decoded=decoded,
+            info=image.info,
             rules=rules,
             engine=engine,
             crop_box=crop_box,
@@ -288,10 +289,38 @@ class _Target:
     box: Box
 
 
+@dataclass(frozen=True)
+class _Image:
+    """A checked image: its header facts, and its pixels now or on demand."""
+
+    info: imaging.ImageInfo
+    pixels: np.ndarray | Callable[[], np.ndarray]
+
+
+def _open_image(source: Source, rules: Rules, engine: OcrEngine) -> _Image:
+    """Check the file decodes completely; decode its pixels only if they will surely be needed.
+
+    When the whole file goes to an engine that reads the file's own bytes (a
+    plain JPEG within the ocr.space budget), building the pixel array is
+    wasted work: the file is only verified, and decoding is left to whoever
+    asks for the pixels (a fallback encode).
+    """
+    data = source.data
+    if rules.crop is None and not rules.regions:
+        info = imaging.probe(data, max_pixels=rules.max_pixels)
+        if engine.takes_original(data, info):
+            info = imaging.verify(data, max_pixels=rules.max_pixels)
+            return _Image(info, functools.cache(lambda: imaging.decode(data, max_pixels=rules.max_pixels).pixels))
+    decoded = imaging.decode(data, max_pixels=rules.max_pixels)
+    return _Image(decoded.info, decoded.pixels)
+
+
 def _recognize(
-    path: Path, source: Source, decoded: imaging.DecodedImage, rules: Rules, engine: OcrEngine
+    path: Path, source: Source, image: _Image, rules: Rules, engine: OcrEngine
 ) -> tuple[list[tuple[_Target, OcrResult]], Box | None]:
-    height, width = decoded.pixels.shape[:2]
+    width, height = (
+        image.pixels.shape[1::-1] if isinstance(image.pixels, np.ndarray) else image.info.upright_size
+    )
     crop_box = rules.crop.resolve(width, height, what="crop") if rules.crop else None
     page = crop_box or Box(0, 0, width, height)
     if rules.regions:
@@ -305,7 +334,7 @@ def _recognize(
     results = []
     for target in targets:
         request = OcrRequest(
-            image=_cut(decoded.pixels, target.box),
+            image=image.pixels if whole else _cut(_array(image.pixels), target.box),
             language=rules.language,
             overlay=rules.overlay,
             detect_orientation=rules.detect_orientation,
@@ -313,10 +342,14 @@ def _recognize(
             table=bool(rules.option("table", False)),
             name=path.stem if target.name is None else f"{path.stem}-{target.name}",
             original=source.data if whole else None,
-            original_info=decoded.info if whole else None,
+            original_info=image.info if whole else None,
         )
         results.append((target, engine.recognize(request)))
     return results, crop_box
+
+
+def _array(pixels: np.ndarray | Callable[[], np.ndarray]) -> np.ndarray:
+    return pixels() if callable(pixels) else pixels
 
 
 def _offset(box: Box, within: Box) -> Box:
@@ -347,7 +380,7 @@ def _final_newline(text: str) -> str:
 def _result_record(
     *,
     source: Source,
-    decoded: imaging.DecodedImage,
+    info: imaging.ImageInfo,
     rules: Rules,
     engine: OcrEngine,
     crop_box: Box | None,
@@ -357,7 +390,6 @@ def _result_record(
     requests: int,
     timings: dict[str, Any],
 ) -> dict[str, Any]:
-    info = decoded.info
     upright_width, upright_height = info.upright_size
     record: dict[str, Any] = {
         "schema_version": sidecar.SCHEMA_VERSION,

@@ -95,8 +95,9 @@ class Upload:
 class OcrRequest:
     """One image to read and how to read it."""
 
-    image: np.ndarray = field(repr=False)
-    """Upright pixels, uint8, HxW (gray) or HxWx3 (BGR)."""
+    image: np.ndarray | Callable[[], np.ndarray] = field(repr=False)
+    """Upright pixels, uint8, HxW (gray) or HxWx3 (BGR); or a function that decodes them on
+    demand, when the engine may not need them (it may send ``original`` instead)."""
     language: str = "eng"
     """ocr.space language code (``eng``, ``ger``, ... or ``auto``)."""
     overlay: bool = False
@@ -112,6 +113,10 @@ class OcrRequest:
     """The file's own bytes, given when ``image`` is the whole file (no crop or region)."""
     original_info: ImageInfo | None = None
     """What the file's header says about ``original`` (format, mode, orientation)."""
+
+    def pixels(self) -> np.ndarray:
+        """The pixels, decoding them now if they were left for later."""
+        return self.image() if callable(self.image) else self.image
 
 
 @dataclass(frozen=True)
@@ -165,6 +170,14 @@ class OcrEngine(abc.ABC):
     @abc.abstractmethod
     def recognize(self, request: OcrRequest) -> OcrResult:
         """Read one image. Thread-safe. Raises :class:`ocrwatch.errors.OcrError` subclasses."""
+
+    def takes_original(self, original: bytes, info: ImageInfo) -> bool:
+        """True when a whole file's own bytes would be read as they are, without its pixels.
+
+        The pipeline then only checks that the file is complete and leaves the
+        decode to :meth:`OcrRequest.pixels`, which may never be called.
+        """
+        return False
 
     def check_language(self, language: str) -> None:  # noqa: B027 - optional hook
         """Raise :class:`ocrwatch.errors.EngineUnavailableError` if ``language`` cannot be read."""

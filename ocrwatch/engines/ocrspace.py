@@ -45,6 +45,7 @@ logger = logging.getLogger(__name__)
 ENGINE2_MAX_SIDE = 5000
 BACKOFF_BASE_SECONDS = 1.0
 BACKOFF_MAX_SECONDS = 30.0
+SLOT_WAIT_SLICE = 0.5
 UPLOAD_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 UPLOAD_NAME_MAX = 60
 MIME_TYPES = {"JPG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "TIF": "image/tiff", "BMP": "image/bmp"}
@@ -82,6 +83,8 @@ class OcrSpaceEngine(OcrEngine):
         self.stop = stop or threading.Event()
         self._backoff_base = backoff_base
         self._rng = rng or random.Random()
+        # Requests in flight; more threads than this may be preparing uploads meanwhile.
+        self._in_flight = threading.BoundedSemaphore(max(pool_size, 1))
         self._session = requests.Session()
         self._session.headers["User-Agent"] = f"ocrwatch/{__version__}"
         adapter = HTTPAdapter(pool_connections=len(config.endpoint), pool_maxsize=max(pool_size, 1), max_retries=0)
@@ -94,13 +97,22 @@ class OcrSpaceEngine(OcrEngine):
     def check_language(self, language: str) -> None:
         """ocr.space accepts any 3-letter code; ``auto`` needs engine 2 or 3 (checked in the plan)."""
 
+    def takes_original(self, original: bytes, info: imaging.ImageInfo) -> bool:
+        return imaging.sendable(
+            original, info, max_bytes=self.config.max_upload_bytes, max_side=self._max_side
+        )
+
+    @property
+    def _max_side(self) -> int | None:
+        return ENGINE2_MAX_SIDE if self.config.ocr_engine == 2 else None
+
     def recognize(self, request: OcrRequest) -> OcrResult:
-        """Fit, send (with retries and failover), and map word boxes back to ``request.image``."""
+        """Fit, send (with retries and failover), and map word boxes back to the request's pixels."""
         started = time.perf_counter()
         upload = imaging.fit_upload(
             request.image,
             max_bytes=self.config.max_upload_bytes,
-            max_side=ENGINE2_MAX_SIDE if self.config.ocr_engine == 2 else None,
+            max_side=self._max_side,
             original=request.original,
             info=request.original_info,
         )
@@ -138,12 +150,15 @@ class OcrSpaceEngine(OcrEngine):
             for attempt in range(self.config.attempts):
                 if attempt:
                     self._backoff(attempt)
-                self.gate.acquire(self.stop)
-                attempts += 1
-                started = time.perf_counter()
+                self._take_slot()
                 try:
+                    self.gate.acquire(self.stop)
+                    attempts += 1
+                    started = time.perf_counter()
                     answer = self._post(endpoint, fields, files)
                 except TransientError as error:
+                    if isinstance(error, Interrupted):
+                        raise
                     self._observe(error.classification, time.perf_counter() - started, len(upload.data))
                     last = error
                     logger.warning("%s: attempt %d at %s failed: %s", request.name, attempts, endpoint, error)
@@ -158,6 +173,8 @@ class OcrSpaceEngine(OcrEngine):
                     elif isinstance(error, InvalidKeyError):
                         self.gate.block(str(error))
                     raise
+                finally:
+                    self._in_flight.release()
                 self._observe("ok", time.perf_counter() - started, len(upload.data))
                 return answer, endpoint, attempts
         assert last is not None
@@ -184,6 +201,12 @@ class OcrSpaceEngine(OcrEngine):
         except requests.RequestException as error:
             raise TransientError(f"request to {endpoint} failed: {_reason(error)}") from None
         return read_answer(response.status_code, body, retry_after=response.headers.get("Retry-After"))
+
+    def _take_slot(self) -> None:
+        """Wait for a free request slot; raises Interrupted when stopping."""
+        while not self._in_flight.acquire(timeout=SLOT_WAIT_SLICE):
+            if self.stop.is_set():
+                raise Interrupted("stopped while waiting to send a request")
 
     def _backoff(self, attempt: int) -> None:
         ceiling = min(BACKOFF_MAX_SECONDS, self._backoff_base * 2 ** (attempt - 1))

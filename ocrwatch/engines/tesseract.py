@@ -91,7 +91,7 @@ class TesseractEngine(OcrEngine):
             )
             self._checked[(request.language, request.detect_orientation)] = language
         try:
-            prepared = preprocess.prepare(request.image, deskew=self._deskew)
+            prepared = preprocess.prepare(request.pixels(), deskew=self._deskew)
         except ValueError as error:
             raise BadInputError(f"{request.name}: {error}") from error
         api = self._api(language)
