@@ -98,11 +98,25 @@ def _folder_inbox(plan: Plan, folder: Path, *, recursive: bool) -> InboxPlan:
 
 
 def default_workers(engine: str, configured: int | None) -> int:
-    """Worker threads for an engine: configured, else 4 for ocr.space, else one per core."""
+    """How many files an engine reads at once: configured, else 4 for ocr.space, else one per core."""
     if configured is not None:
         return configured
     if engine == "ocrspace":
         return OCRSPACE_WORKERS
+    return cores()
+
+
+def worker_threads(engine: str, workers: int) -> int:
+    """Threads for an engine that reads ``workers`` files at once.
+
+    ocr.space workers spend their time waiting on the network, so one more
+    thread per core decodes and fits the next files meanwhile; the engine
+    itself holds the requests in flight to ``workers``.
+    """
+    return workers + cores() if engine == "ocrspace" else workers
+
+
+def cores() -> int:
     return max(1, len(os.sched_getaffinity(0)))
 
 
@@ -132,7 +146,9 @@ def run_once(
             built[name] = engines.create_engine(
                 name, plan.config, api_key=plan.api_key, workers=workers, env=env, stop=stop
             )
-            pools[name] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"once-{name}")
+            pools[name] = ThreadPoolExecutor(
+                max_workers=worker_threads(name, workers), thread_name_prefix=f"once-{name}"
+            )
         pending: dict[Future[Outcome], Job] = {}
 
         def submit(job: Job) -> None:

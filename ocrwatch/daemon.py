@@ -40,7 +40,7 @@ from typing import Any
 
 from ocrwatch import __version__, after, engines, logs, scan, sidecar
 from ocrwatch.apikey import KeyHolder
-from ocrwatch.batch import default_workers
+from ocrwatch.batch import default_workers, worker_threads
 from ocrwatch.config import load_config
 from ocrwatch.engines.base import OcrEngine
 from ocrwatch.errors import (
@@ -336,11 +336,12 @@ class Daemon:
         workers = default_workers(name, self.plan.config.workers)
         slot = EngineSlot(name, self._create_engine(name, workers), workers)
         self.slots[name] = slot
-        for index in range(workers):
+        threads = worker_threads(name, workers)
+        for index in range(threads):
             thread = threading.Thread(target=self._work, args=(slot,), name=f"{name}-{index + 1}", daemon=True)
             slot.threads.append(thread)
             thread.start()
-        logger.info("engine %s: %d worker(s)", name, workers)
+        logger.info("engine %s: %d at a time, %d thread(s)", name, workers, threads)
 
     def _work(self, slot: EngineSlot) -> None:
         while not self.stop_event.is_set():
