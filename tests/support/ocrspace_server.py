@@ -565,6 +565,10 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, like IIS, so client connection pools are used
     server_version = "Microsoft-IIS/10.0"
     timeout = KEEPALIVE_IDLE_SECONDS
+    # Headers and body go out in two writes; with Nagle's algorithm the body
+    # waits for the client's delayed ACK of the headers (40 ms on Linux), which
+    # would add to every answer a delay the configured latency does not name.
+    disable_nagle_algorithm = True
     server: _HttpServer
 
     def version_string(self) -> str:
