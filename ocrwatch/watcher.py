@@ -6,7 +6,9 @@ and works around each:
 
 * ``on_created`` fires before a byte is written, so a created file only starts
   a quiet-period timer; a close-after-write (inotify only) or a rename into
-  the inbox marks it complete at once.
+  the inbox marks it complete at once. By default watchdog reports a rename
+  from a folder it does not watch as a creation, so inotify observers ask for
+  full events, where such a rename is a move with an empty source.
 * An exception in a handler kills the observer's thread, so every handler call
   is wrapped: a failure is logged and asks for a rescan of the inbox.
 * A kernel queue overflow is only logged by watchdog; a logging filter on
@@ -167,15 +169,17 @@ class _Handler(FileSystemEventHandler):
 
     def _forward(self, event: FileSystemEvent) -> None:
         if event.is_directory:
-            if isinstance(event, DirCreatedEvent | DirMovedEvent) and self.inbox.recursive:
-                folder = Path(os.fsdecode(event.dest_path or event.src_path))
-                if isinstance(event, DirMovedEvent):
-                    folder = Path(os.fsdecode(event.dest_path))
-                self.sink.rescan(self.inbox, "folder appeared", folder)
+            # A moved folder's destination is empty when it left the inbox: nothing appeared.
+            folder = event.dest_path if isinstance(event, DirMovedEvent) else event.src_path
+            if isinstance(event, DirCreatedEvent | DirMovedEvent) and self.inbox.recursive and folder:
+                self.sink.rescan(self.inbox, "folder appeared", Path(os.fsdecode(folder)))
             return
         if isinstance(event, FileMovedEvent):
-            self.sink.removed(Path(os.fsdecode(event.src_path)))
-            destination = self._candidate(event.dest_path)
+            # Full events: a rename from outside the inbox has no source and one out
+            # of it no destination. Either way the file at the destination is whole.
+            if event.src_path:
+                self.sink.removed(Path(os.fsdecode(event.src_path)))
+            destination = self._candidate(event.dest_path) if event.dest_path else None
             if destination is not None:
                 self.sink.arrived(destination, self.inbox)
             return
@@ -257,7 +261,10 @@ class Watcher:
     def _start_native(self, inbox: InboxPlan) -> BaseObserver:
         """An inotify observer for ``inbox``; OSError(ENOSPC) if it could not watch every folder."""
         before = inotify_watch_count()
-        observer = self._start(InotifyObserver(), inbox)
+        # Full events report a rename into the inbox from elsewhere on the same file
+        # system (a scanner's staging folder, `mv`) as a move, which is complete at
+        # once, rather than as a creation, which must wait out the quiet period.
+        observer = self._start(InotifyObserver(generate_full_events=True), inbox)
         if inbox.recursive:
             needed = 1 + sum(len(subfolders) for _, subfolders, _ in os.walk(inbox.path))
             held = inotify_watch_count() - before

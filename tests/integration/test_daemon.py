@@ -150,6 +150,30 @@ def test_temp_then_rename_writer(make_daemon: Callable[..., DaemonProcess], inbo
     assert {"renamed.png": 1, "download.png": 1} == dict(fake.count_by_filename())
 
 
+def test_rename_from_a_folder_outside_the_inbox_needs_no_quiet_period(
+        make_daemon: Callable[..., DaemonProcess], inbox: Path, fake: FakeOcrSpace, tmp_path: Path) -> None:
+    """A file renamed in from a staging folder on the same disk is whole: read at once, not after settling.
+
+    The quiet period is set to an hour, so only the rename itself can make the
+    file ready. Moving files and folders out of the inbox disturbs nothing.
+    """
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    (inbox / "sub").mkdir()
+    daemon = make_daemon({"settle_seconds": 3600, "recursive": True}).start()
+    (staging / "staged.png").write_bytes(image_bytes("staged elsewhere"))
+    os.rename(staging / "staged.png", inbox / "staged.png")
+    wait_until(lambda: done(inbox / "staged.png"), message="renamed-in file read without waiting an hour")
+    os.rename(inbox / "staged.png", staging / "away.png")
+    os.rename(inbox / "sub", staging / "sub")
+    (staging / "second.png").write_bytes(image_bytes("second staged"))
+    os.rename(staging / "second.png", inbox / "second.png")
+    wait_until(lambda: done(inbox / "second.png"))
+    assert 0 == daemon.stop()
+    assert {"staged.png": 1, "second.png": 1} == dict(fake.count_by_filename())
+    assert "ERROR" not in daemon.log() and "Traceback" not in daemon.log()
+
+
 def test_copy_and_move_from_another_file_system(make_daemon: Callable[..., DaemonProcess], inbox: Path,
                                                 fake: FakeOcrSpace) -> None:
     """A copy, and a move across file systems (copy + delete), are each read once."""
