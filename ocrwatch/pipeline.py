@@ -28,7 +28,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ocrwatch import __version__, imaging, sidecar
-from ocrwatch.engines.base import OcrEngine, OcrRequest, OcrResult, Word
+from ocrwatch.engines.base import OcrEngine, OcrRequest, OcrResult, Prepared, Word
 from ocrwatch.errors import (
     FileError,
     Interrupted,
@@ -209,14 +209,20 @@ def process_file(
                 return Outcome(path, skip[0], skip[1], seconds=time.perf_counter() - clock)
         sidecar.preflight(paths.result.parent)
         read_seconds = time.perf_counter() - clock
-        image = _open_image(source, rules, engine)
-        decode_seconds = time.perf_counter() - clock - read_seconds
-        results, crop_box = _recognize(path, source, image, rules, engine)
+        with engine.preparing():
+            image = _open_image(source, rules, engine)
+            info = image.info
+            decode_seconds = time.perf_counter() - clock - read_seconds
+            prepared, crop_box = _prepare(path, source, image, rules, engine)
+            # What the engine needs is in `prepared` now (for ocr.space, the fitted
+            # uploads): let the decoded page go before waiting for a request slot.
+            del image
+        results = [(target, engine.finish(request)) for target, request in prepared]
         ocr_seconds = time.perf_counter() - clock - read_seconds - decode_seconds
         text = _text(results, rules)
         record = _result_record(
             source=source,
-            info=image.info,
+            info=info,
             rules=rules,
             engine=engine,
             crop_box=crop_box,
@@ -315,9 +321,10 @@ def _open_image(source: Source, rules: Rules, engine: OcrEngine) -> _Image:
     return _Image(decoded.info, decoded.pixels)
 
 
-def _recognize(
+def _prepare(
     path: Path, source: Source, image: _Image, rules: Rules, engine: OcrEngine
-) -> tuple[list[tuple[_Target, OcrResult]], Box | None]:
+) -> tuple[list[tuple[_Target, Prepared]], Box | None]:
+    """Every region's request, prepared: an image that cannot be read fails before any is sent."""
     width, height = (
         image.pixels.shape[1::-1] if isinstance(image.pixels, np.ndarray) else image.info.upright_size
     )
@@ -331,7 +338,7 @@ def _recognize(
     else:
         targets = [_Target(None, page)]
     whole = crop_box is None and not rules.regions
-    results = []
+    prepared = []
     for target in targets:
         request = OcrRequest(
             image=image.pixels if whole else _cut(_array(image.pixels), target.box),
@@ -344,8 +351,8 @@ def _recognize(
             original=source.data if whole else None,
             original_info=image.info if whole else None,
         )
-        results.append((target, engine.recognize(request)))
-    return results, crop_box
+        prepared.append((target, engine.prepare(request)))
+    return prepared, crop_box
 
 
 def _array(pixels: np.ndarray | Callable[[], np.ndarray]) -> np.ndarray:

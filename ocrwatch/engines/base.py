@@ -5,7 +5,8 @@ and, on request, word boxes. Engines own their transport and their tuning;
 they do not know about files, sidecars or inboxes.
 
 Threading contract: one engine object is shared by all worker threads.
-:meth:`OcrEngine.recognize` must be safe to call from several threads at once
+:meth:`OcrEngine.recognize` (and ``prepare``/``finish``, its two halves) must be
+safe to call from several threads at once
 (the ocr.space engine shares a connection pool; the Tesseract engine keeps one
 API object per thread). :meth:`OcrEngine.close` is called once, after every
 worker has stopped.
@@ -14,6 +15,9 @@ worker has stopped.
 from __future__ import annotations
 
 import abc
+import contextlib
+import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -138,6 +142,21 @@ class OcrResult:
         return "\n".join(page.text for page in self.pages)
 
 
+def cores() -> int:
+    """CPUs this process may run on: how many images are worth decoding at once."""
+    return max(1, len(os.sched_getaffinity(0)))
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A request made ready by :meth:`OcrEngine.prepare`, with whatever the engine built from it."""
+
+    request: OcrRequest
+    upload: Upload | None = None
+    started: float = field(default_factory=time.perf_counter)
+    """When preparing began (``time.perf_counter``), so results time the whole read."""
+
+
 @dataclass(frozen=True)
 class RequestRecord:
     """One request an engine made, for metrics: which engine, how it ended, how long, how big."""
@@ -170,6 +189,30 @@ class OcrEngine(abc.ABC):
     @abc.abstractmethod
     def recognize(self, request: OcrRequest) -> OcrResult:
         """Read one image. Thread-safe. Raises :class:`ocrwatch.errors.OcrError` subclasses."""
+
+    def prepare(self, request: OcrRequest) -> Prepared:
+        """Do the work that needs the request's pixels, so the caller can let them go.
+
+        ``finish(prepare(request))`` is ``recognize(request)``. An engine that
+        reads pixels itself (Tesseract) keeps the request whole; one that
+        uploads them (ocr.space) encodes the upload here and keeps only that,
+        so a file waiting for a free request slot holds a megabyte, not the
+        decoded page.
+        """
+        return Prepared(request)
+
+    def preparing(self) -> contextlib.AbstractContextManager[object]:
+        """Held while a file is decoded and prepared: how many may be at once.
+
+        Engines whose threads mostly wait (ocr.space) have more threads than
+        cores; limiting the CPU work to one file per core gets the first
+        uploads of a burst ready soonest. Default: no limit.
+        """
+        return contextlib.nullcontext()
+
+    def finish(self, prepared: Prepared) -> OcrResult:
+        """Read a prepared image. Thread-safe. Raises like :meth:`recognize`."""
+        return self.recognize(prepared.request)
 
     def takes_original(self, original: bytes, info: ImageInfo) -> bool:
         """True when a whole file's own bytes would be read as they are, without its pixels.

@@ -16,6 +16,7 @@ quota. Sleeping and waiting stop early when the engine's ``stop`` event is set.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import re
@@ -23,13 +24,14 @@ import threading
 import time
 from dataclasses import replace
 
+import numpy as np
 import requests
 from requests.adapters import HTTPAdapter
 
 from ocrwatch import __version__, imaging
 from ocrwatch.apikey import ApiKey, KeyHolder
 from ocrwatch.config import OcrSpaceConfig
-from ocrwatch.engines.base import OcrEngine, OcrRequest, OcrResult, Page, Upload
+from ocrwatch.engines.base import OcrEngine, OcrRequest, OcrResult, Page, Prepared, Upload, cores
 from ocrwatch.engines.ocrspace_answer import Answer, read_answer
 from ocrwatch.errors import (
     Interrupted,
@@ -83,8 +85,11 @@ class OcrSpaceEngine(OcrEngine):
         self.stop = stop or threading.Event()
         self._backoff_base = backoff_base
         self._rng = rng or random.Random()
-        # Requests in flight; more threads than this may be preparing uploads meanwhile.
+        # Requests in flight; more threads than this may be preparing uploads meanwhile,
+        # one per core at a time, so that when many files arrive together the first
+        # uploads are ready soonest instead of all of them late.
         self._in_flight = threading.BoundedSemaphore(max(pool_size, 1))
+        self._preparing = threading.BoundedSemaphore(cores())
         self._session = requests.Session()
         self._session.headers["User-Agent"] = f"ocrwatch/{__version__}"
         adapter = HTTPAdapter(pool_connections=len(config.endpoint), pool_maxsize=max(pool_size, 1), max_retries=0)
@@ -106,8 +111,15 @@ class OcrSpaceEngine(OcrEngine):
     def _max_side(self) -> int | None:
         return ENGINE2_MAX_SIDE if self.config.ocr_engine == 2 else None
 
+    def preparing(self) -> contextlib.AbstractContextManager[object]:
+        return self._preparing
+
     def recognize(self, request: OcrRequest) -> OcrResult:
         """Fit, send (with retries and failover), and map word boxes back to the request's pixels."""
+        return self.finish(self.prepare(request))
+
+    def prepare(self, request: OcrRequest) -> Prepared:
+        """Fit the upload; the prepared request keeps it and drops the pixels and the original."""
         started = time.perf_counter()
         upload = imaging.fit_upload(
             request.image,
@@ -116,12 +128,19 @@ class OcrSpaceEngine(OcrEngine):
             original=request.original,
             info=request.original_info,
         )
+        light = replace(request, image=_released, original=None)
+        return Prepared(light, upload=upload, started=started)
+
+    def finish(self, prepared: Prepared) -> OcrResult:
+        request, upload = prepared.request, prepared.upload
+        if upload is None:  # prepared by another engine: nothing was fitted
+            return self.recognize(request)
         answer, endpoint, attempts = self._send(request, upload)
         pages = tuple(_unscale(page, upload.scale) for page in answer.pages)
         return OcrResult(
             pages=pages,
             engine=self.name,
-            seconds=time.perf_counter() - started,
+            seconds=time.perf_counter() - prepared.started,
             upload=upload,
             raw=answer.raw,
             endpoint=endpoint,
@@ -218,6 +237,10 @@ class OcrSpaceEngine(OcrEngine):
         self.stop.set()
         self.gate.wake()
         self._session.close()
+
+
+def _released() -> np.ndarray:
+    raise RuntimeError("the pixels were released once the upload was fitted")
 
 
 def _unscale(page: Page, scale: float) -> Page:

@@ -53,6 +53,22 @@ def test_request_follows_the_protocol_and_reads_real_text() -> None:
     assert [] != list(result.pages[0].words)
 
 
+def test_a_prepared_request_holds_the_upload_not_the_pixels() -> None:
+    """prepare() fits without sending; the pixels and original can go; finish() sends that upload."""
+    with FakeOcrSpace(mode="tesseract", api_key=KEY) as fake:
+        engine = engine_for(fake.url)
+        prepared = engine.prepare(OcrRequest(image=gray_page(), name="later", original=b"bytes"))
+        assert [] == fake.requests
+        assert prepared.upload is not None and prepared.request.original is None
+        with pytest.raises(RuntimeError, match="released"):
+            prepared.request.pixels()
+        result = engine.finish(prepared)
+        engine.close()
+        (request,) = fake.requests
+    assert prepared.upload is result.upload
+    assert "Hello ocrwatch world" in result.text
+
+
 def test_upload_names_are_ascii_with_the_right_extension() -> None:
     """Spaces, unicode and leading dashes do not reach the multipart header."""
     assert "Rechnung_M_rz_2026.jpg" == upload_name("Rechnung März 2026", "jpg")

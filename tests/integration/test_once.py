@@ -215,6 +215,29 @@ def test_regions_are_read_separately_and_named(tmp_path: Path) -> None:
     ]
 
 
+def test_a_region_that_cannot_fit_fails_the_file_before_any_request(tmp_path: Path) -> None:
+    """Every region is fitted before the first is sent: a file that must fail costs no quota."""
+    inbox = tmp_path / "in"
+    form = Image.new("RGB", (4800, 2400), "white")
+    words, _ = page(["Readable words"], size=(1000, 200), font_size=60)
+    form.paste(words, (50, 50))
+    # Random colour noise: even at a quarter of its size and quality 50 it needs ~37 kB.
+    noise = np.random.default_rng(7).integers(0, 256, (2400, 2400, 3), dtype=np.uint8)
+    form.paste(Image.fromarray(noise), (2400, 0))
+    save(form, inbox / "form.png")
+    regions = {"words": {"x": 0, "y": 0, "width": "50%"}, "noise": {"x": "50%", "y": 0}}
+    config: dict[str, Any] = {"engine": "ocrspace", "inboxes": [{"path": "in", "regions": regions}]}
+    with FakeOcrSpace(mode="text", api_key=KEY) as fake:
+        config["ocrspace"] = {"endpoint": fake.url, "max_upload_bytes": 16_384}
+        result = ocrwatch("once", "-c", str(write_config(tmp_path, config)), env={"OCRSPACE_API_KEY": KEY})
+        assert [] == fake.requests
+    assert 1 == result.returncode, result.stderr
+    error = json.loads((inbox / "form.png.error.json").read_text())
+    assert "bad_input" == error["error"]["classification"]
+    assert "cannot fit a 2400x2400 image into 16384 bytes" in error["error"]["message"]
+    assert not (inbox / "form.png.txt").exists()
+
+
 def test_rule_outside_the_image_fails_that_file_only(tmp_path: Path) -> None:
     """A crop wider than the image is a per-file error with a clear reason; exit 1."""
     inbox = tmp_path / "in"
