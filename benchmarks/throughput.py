@@ -1,7 +1,7 @@
 """Throughput against a slow API: A4 scans per second, ocrwatch beside the seed's loop.
 
 The fake server waits ``latency`` (1 s) before every answer. ocrwatch runs
-with its default worker count for ocr.space (4) and again with 8, each with
+with its default worker count for ocr.space (8) and again with 4, each with
 the seed's crop rule (``left: 400``); a batch is renamed into its inbox at
 once, and the rate is the batch size over the time from the first rename to
 the last ``.json``. The seed's loop (:mod:`benchmarks.baselines`) gets the
@@ -11,7 +11,8 @@ median round.
 
 Why two worker counts: with ``w`` requests in flight against a 1 s API the
 ceiling is ``w`` images per second, and the seed's loop does about 0.9, so
-"7x the loop" needs at least 7 in flight; 4, the default, cannot reach it.
+"7x the loop" needs at least 7 in flight. The default is 8; 4 shows how close
+a smaller pool gets to its own ceiling (the 90% target applies to both).
 """
 
 from __future__ import annotations
@@ -37,12 +38,12 @@ from benchmarks.harness import (
     sidecar,
 )
 from benchmarks.images import a4_scans
+from ocrwatch.batch import OCRSPACE_WORKERS
 
 NAME = "throughput"
 CROP_LEFT = 400
-DEFAULT_WORKERS = 4
-"""ocrwatch's default worker count for ocr.space (``ocrwatch.batch.OCRSPACE_WORKERS``)."""
-WORKER_COUNTS = (DEFAULT_WORKERS, 8)
+DEFAULT_WORKERS = OCRSPACE_WORKERS
+WORKER_COUNTS = (DEFAULT_WORKERS, 4)
 FREE_TIER_BYTES = 1_048_576
 FIRST_SEED = 1
 
@@ -220,7 +221,9 @@ def _rows(
                 "img/s",
                 baseline=median(theirs),
                 baseline_label="seed loop: crop, q90, post, 1 at a time",
-                target=Target(">=", 7.0, on="ratio", text="≥ 7×"),
+                target=Target(">=", 7.0, on="ratio", text="≥ 7×")
+                if workers == DEFAULT_WORKERS
+                else None,
             )
         )
     return rows

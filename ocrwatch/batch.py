@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ocrwatch import after, engines, scan
-from ocrwatch.engines.base import OcrEngine
+from ocrwatch.engines.base import OcrEngine, cores
 from ocrwatch.errors import InvalidKeyError, OcrwatchError, RateLimitError
 from ocrwatch.hooks import HookRunner
 from ocrwatch.pipeline import Outcome, process_file
@@ -29,7 +29,9 @@ logger = logging.getLogger(__name__)
 
 MAX_RATE_LIMIT_WAIT = 300.0
 """Longest API pause ``once`` waits out; beyond it the file is left for later."""
-OCRSPACE_WORKERS = 4
+OCRSPACE_WORKERS = 8
+"""Requests in flight to ocr.space by default: its time is network wait (1-5 s an
+answer), which threads overlap for free; quota counts requests, not concurrency."""
 HOOK_DRAIN_SECONDS = 60.0
 """How long ``once`` waits at the end for hooks still running."""
 
@@ -98,7 +100,7 @@ def _folder_inbox(plan: Plan, folder: Path, *, recursive: bool) -> InboxPlan:
 
 
 def default_workers(engine: str, configured: int | None) -> int:
-    """How many files an engine reads at once: configured, else 4 for ocr.space, else one per core."""
+    """How many files an engine reads at once: configured, else 8 for ocr.space, else one per core."""
     if configured is not None:
         return configured
     if engine == "ocrspace":
@@ -109,15 +111,14 @@ def default_workers(engine: str, configured: int | None) -> int:
 def worker_threads(engine: str, workers: int) -> int:
     """Threads for an engine that reads ``workers`` files at once.
 
-    ocr.space workers spend their time waiting on the network, so one more
-    thread per core decodes and fits the next files meanwhile; the engine
-    itself holds the requests in flight to ``workers``.
+    ocr.space workers spend their time waiting on the network, so as many
+    threads again decode and fit the next files meanwhile (at least one per
+    core): requests started together end together, and each slot that frees
+    should find an upload ready rather than wait for a decode. The engine
+    itself holds the requests in flight to ``workers``; a thread waiting for a
+    slot holds only its fitted upload, not the decoded page.
     """
-    return workers + cores() if engine == "ocrspace" else workers
-
-
-def cores() -> int:
-    return max(1, len(os.sched_getaffinity(0)))
+    return workers + max(workers, cores()) if engine == "ocrspace" else workers
 
 
 def run_once(

@@ -411,8 +411,8 @@ class Config(Model):
         None,
         ge=1,
         le=64,
-        description="Files an engine reads at once (ocr.space: requests in flight, plus one preparing "
-        "thread per core); default 4 for ocr.space and one per core for tesseract.",
+        description="Files an engine reads at once (ocr.space: requests in flight, plus as many threads "
+        "again preparing the next uploads); default 8 for ocr.space and one per core for tesseract.",
     )
     state_dir: ConfigPath | None = Field(
         None,
