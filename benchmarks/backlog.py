@@ -20,8 +20,9 @@ import os
 import time
 from pathlib import Path
 
-from benchmarks.harness import Context, Daemon, Row, Server, Target, daemon_config, wait_until
+from benchmarks.harness import Context, Daemon, Row, Server, Target, daemon_config
 from benchmarks.images import small_png
+from tests.support.waiting import wait_until
 
 NAME = "backlog"
 INBOXES = 10

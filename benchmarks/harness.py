@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any
 
 import yaml
 
@@ -38,7 +38,6 @@ START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
 SERVER_START_TIMEOUT = 30.0
 POLL_SECONDS = 0.005
-T = TypeVar("T")
 
 
 # --------------------------------------------------------------------------
@@ -206,20 +205,6 @@ class Row:
 
 # --------------------------------------------------------------------------
 # Small helpers
-
-
-def wait_until(
-    predicate: Callable[[], T], timeout: float, *, message: str, interval: float = 0.05
-) -> T:
-    """Poll ``predicate`` until it returns something truthy; TimeoutError after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:g} s waiting for {message}")
-        time.sleep(interval)
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:

@@ -11,8 +11,10 @@ T = TypeVar("T")
 POLL_SECONDS = 0.02
 
 
-def wait_until(predicate: Callable[[], T], timeout: float = 20.0, *, message: str = "") -> T:
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+def wait_until(
+    predicate: Callable[[], T], timeout: float = 20.0, *, message: str = "", interval: float = POLL_SECONDS
+) -> T:
+    """Poll ``predicate`` every ``interval`` until it returns something truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -20,4 +22,4 @@ def wait_until(predicate: Callable[[], T], timeout: float = 20.0, *, message: st
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {message or predicate}")
-        time.sleep(POLL_SECONDS)
+        time.sleep(interval)
