@@ -92,7 +92,7 @@ class Source:
 
 
 class SourceGone(Exception):
-    """The file disappeared (deleted or renamed) before it could be read."""
+    """The file disappeared (deleted or renamed) before it could be read, or before it was sent."""
 
 
 def read_source(path: Path, *, follow_symlinks: bool = False) -> Source:
@@ -240,7 +240,7 @@ def process_file(
         )
         sidecar.commit(paths, text, record)
     except SourceGone:
-        return Outcome(path, "gone", "file disappeared before it was read", seconds=time.perf_counter() - clock)
+        return Outcome(path, "gone", "file disappeared before it was read or sent", seconds=time.perf_counter() - clock)
     except (Interrupted, RateLimitError, InvalidKeyError) as error:
         # Not the file's fault: leave it without an error sidecar for a later try.
         return Outcome(
@@ -350,9 +350,18 @@ def _prepare(
             name=path.stem if target.name is None else f"{path.stem}-{target.name}",
             original=source.data if whole else None,
             original_info=image.info if whole else None,
+            before_send=functools.partial(_still_there, path),
         )
         prepared.append((target, engine.prepare(request)))
     return prepared, crop_box
+
+
+def _still_there(path: Path) -> None:
+    """Raise SourceGone if ``path`` was deleted or renamed since it was read."""
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        raise SourceGone(str(path)) from None
 
 
 def _array(pixels: np.ndarray | Callable[[], np.ndarray]) -> np.ndarray:

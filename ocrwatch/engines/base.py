@@ -117,6 +117,10 @@ class OcrRequest:
     """The file's own bytes, given when ``image`` is the whole file (no crop or region)."""
     original_info: ImageInfo | None = None
     """What the file's header says about ``original`` (format, mode, orientation)."""
+    before_send: Callable[[], None] | None = field(default=None, repr=False)
+    """Called by engines that send the image away, right before each request leaves
+    (after any wait for a free slot); raising cancels it, so a file deleted while it
+    waited costs no request."""
 
     def pixels(self) -> np.ndarray:
         """The pixels, decoding them now if they were left for later."""

@@ -171,6 +171,8 @@ class OcrSpaceEngine(OcrEngine):
                     self._backoff(attempt)
                 self._take_slot()
                 try:
+                    if request.before_send is not None:
+                        request.before_send()
                     self.gate.acquire(self.stop)
                     attempts += 1
                     started = time.perf_counter()
