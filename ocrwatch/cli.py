@@ -46,6 +46,7 @@ SIDECAR_SCHEMA = Path(__file__).with_name("schemas") / "sidecar.schema.json"
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
+    logs.escape_streams()
     parser = _parser()
     args = parser.parse_args(argv)
     if getattr(args, "command", None) is None:

@@ -13,6 +13,8 @@ whatever code produced it: defence in depth, not a licence to log secrets.
 
 from __future__ import annotations
 
+import codecs
+import io
 import logging
 import os
 import re
@@ -133,6 +135,41 @@ def under_journal(stream: TextIO, env: Mapping[str, str]) -> bool:
     except (OSError, ValueError, AttributeError):
         return False
     return info.st_dev == int(device) and info.st_ino == int(inode)
+
+
+ESCAPE_ERRORS = "ocrwatch.escape"
+"""Codec error handler for text streams: file names that are not UTF-8 show as escapes."""
+
+
+def _escape_unencodable(error: UnicodeError) -> tuple[str, int]:
+    """Show what a stream cannot encode: bytes of a non-UTF-8 file name (which Python
+    carries as lone surrogates) as ``\\xNN``, anything else as a backslash escape."""
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    shown = []
+    for char in error.object[error.start : error.end]:
+        code = ord(char)
+        if 0xDC80 <= code <= 0xDCFF:  # surrogateescape's stand-in for the byte code - 0xDC00
+            shown.append(f"\\x{code - 0xDC00:02x}")
+        else:
+            shown.append(char.encode("ascii", "backslashreplace").decode("ascii"))
+    return "".join(shown), error.end
+
+
+codecs.register_error(ESCAPE_ERRORS, _escape_unencodable)
+
+
+def escape_streams(*streams: TextIO) -> None:
+    """Make ``streams`` (default stdout and stderr) escape what they cannot encode.
+
+    Python writes a non-UTF-8 file name raw under a C locale (the journal then
+    shows the line as a blob) and raises UnicodeEncodeError under a UTF-8 one,
+    which would crash ``ocrwatch failed`` on such a name. Escaped, it is readable
+    everywhere and the line stays valid UTF-8.
+    """
+    for stream in streams or (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors=ESCAPE_ERRORS)
 
 
 def setup(verbosity: int = 0, *, stream: TextIO | None = None, env: Mapping[str, str] | None = None) -> None:

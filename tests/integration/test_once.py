@@ -368,3 +368,18 @@ def test_upload_fits_the_budget_for_a_large_colour_scan(tmp_path: Path) -> None:
     decoded = Image.open(io.BytesIO(request.data))
     assert (upload["width"], upload["height"]) == decoded.size
     assert np.asarray(decoded).ndim in (2, 3)
+
+
+def test_a_name_that_is_not_utf8_is_shown_escaped_under_a_strict_utf8_locale(tmp_path: Path) -> None:
+    """`once` and `failed` print a Latin-1 file name as caf\\xe9.jpg instead of raising or writing raw bytes."""
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    (inbox / os.fsdecode(b"caf\xe9.jpg")).write_bytes(b"not an image at all\n")
+    config = write_config(tmp_path, {"engine": "tesseract", "inboxes": [{"path": "in"}]})
+    strict = {"PYTHONIOENCODING": "utf-8:strict", "PYTHONUTF8": "0", "LC_ALL": "C.UTF-8"}
+    result = ocrwatch("once", "-c", str(config), env=strict)
+    assert 1 == result.returncode, result.stderr
+    assert "caf\\xe9.jpg" in result.stderr and "Traceback" not in result.stderr
+    listed = ocrwatch("failed", "-c", str(config), env=strict)
+    assert 0 == listed.returncode, listed.stderr
+    assert f"{inbox}/caf\\xe9.jpg\n  [bad_input]" in listed.stdout
