@@ -176,7 +176,8 @@ class OcrSpaceEngine(OcrEngine):
                     self.gate.acquire(self.stop)
                     attempts += 1
                     started = time.perf_counter()
-                    answer = self._post(endpoint, fields, files)
+                    key = self._keys.key
+                    answer = self._post(endpoint, fields, files, key)
                 except TransientError as error:
                     if isinstance(error, Interrupted):
                         raise
@@ -191,7 +192,9 @@ class OcrSpaceEngine(OcrEngine):
                     error.attempts = attempts
                     if isinstance(error, RateLimitError):
                         self.gate.pause(error.retry_after, str(error))
-                    elif isinstance(error, InvalidKeyError):
+                    # A rejection of a key a reload has replaced meanwhile says
+                    # nothing about the new key: that file is just tried again.
+                    elif isinstance(error, InvalidKeyError) and self._keys.key is key:
                         self.gate.block(str(error))
                     raise
                 finally:
@@ -206,14 +209,14 @@ class OcrSpaceEngine(OcrEngine):
         raise failure from last
 
     def _post(
-        self, endpoint: str, fields: dict[str, str], files: dict[str, tuple[str, bytes, str]]
+        self, endpoint: str, fields: dict[str, str], files: dict[str, tuple[str, bytes, str]], key: ApiKey
     ) -> Answer:
         try:
             response = self._session.post(
                 endpoint,
                 data=fields,
                 files=files,
-                headers={"apikey": self._keys.key.value},
+                headers={"apikey": key.value},
                 timeout=(self.config.connect_timeout, self.config.timeout),
             )
             body = response.content

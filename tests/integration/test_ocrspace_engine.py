@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from ocrwatch.apikey import ApiKey
+from ocrwatch.apikey import ApiKey, KeyHolder
 from ocrwatch.config import OcrSpaceConfig
 from ocrwatch.engines.base import OcrRequest
 from ocrwatch.engines.ocrspace import OcrSpaceEngine, upload_name
@@ -154,6 +154,32 @@ def test_invalid_key_blocks_the_gate(fault: str) -> None:
         assert engine.gate.state().blocked
         engine.close()
         assert 1 == len(fake.requests)
+
+
+def test_a_rejection_of_a_key_replaced_meanwhile_does_not_block_the_new_key() -> None:
+    """The old key's rejection arriving after a reload fails that try only; the new key keeps working."""
+    with FakeOcrSpace(mode="text", api_key=KEY, latency=0.5) as fake:
+        keys = KeyHolder(ApiKey("OLD-WRONG-KEY", "test"))
+        engine = OcrSpaceEngine(OcrSpaceConfig(endpoint=(fake.url,)), keys, backoff_base=0.01)
+        errors: list[BaseException] = []
+
+        def send_with_old_key() -> None:
+            try:
+                engine.recognize(OcrRequest(image=gray_page(), name="old"))
+            except InvalidKeyError as error:
+                errors.append(error)
+
+        sender = threading.Thread(target=send_with_old_key)
+        sender.start()
+        while fake.in_flight == 0:
+            time.sleep(0.005)
+        keys.replace(ApiKey(KEY, "test"))  # what a reload does while the request is out
+        sender.join(10)
+        assert 1 == len(errors) and not engine.gate.state().blocked
+        result = engine.recognize(OcrRequest(image=gray_page(), name="new"))
+        engine.close()
+    assert result.text
+    assert ["OLD-WRONG-KEY", KEY] == [request.headers["apikey"] for request in fake.requests]
 
 
 @pytest.mark.parametrize("fault", ["rate_limit_json", "rate_limit_text"])
