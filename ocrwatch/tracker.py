@@ -82,26 +82,27 @@ class Tracker:
     def complete(self, path: Path, inbox: InboxPlan) -> None:
         """The file is whole (closed after writing, or renamed in): ready now."""
         with self._cond:
-            entry = self._entries.get(path)
-            if entry is None:
-                entry = self._entries[path] = Entry(path, inbox, live=True)
-            elif entry.state == "running":
-                entry.dirty = True
-                return
-            elif entry.state == "ready":
-                return
-            self._make_ready(entry)
+            entry = self._live_entry(path, inbox)
+            if entry is not None and entry.state != "ready":
+                self._make_ready(entry)
 
     def changed(self, path: Path, inbox: InboxPlan) -> None:
         """The file appeared or changed: wait until it is quiet."""
         with self._cond:
-            entry = self._entries.get(path)
-            if entry is None:
-                entry = self._entries[path] = Entry(path, inbox, live=True)
-            elif entry.state == "running":
-                entry.dirty = True
-                return
-            self._settle(entry)
+            entry = self._live_entry(path, inbox)
+            if entry is not None:
+                self._settle(entry)
+
+    def _live_entry(self, path: Path, inbox: InboxPlan) -> Entry | None:
+        """The entry an event about ``path`` acts on, new if need be; None while a worker
+        holds it (it is then marked to go round again). Called with the lock held."""
+        entry = self._entries.get(path)
+        if entry is None:
+            entry = self._entries[path] = Entry(path, inbox, live=True)
+        elif entry.state == "running":
+            entry.dirty = True
+            return None
+        return entry
 
     def found(self, path: Path, inbox: InboxPlan, *, mtime_ns: int) -> bool:
         """A scan found ``path`` without a current sidecar. False when the tracker is full."""
