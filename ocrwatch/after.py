@@ -1,8 +1,8 @@
 """What happens to an image once it is finished: keep it, move it, or delete it.
 
 Runs only after the pipeline has made the sidecars durable (written, fsynced,
-renamed), so moving or deleting an image can never lose its text. Used by
-``once`` and by the daemon alike, so both treat an inbox the same way.
+renamed), so moving or deleting an image can never lose its text. Called by
+:mod:`ocrwatch.finish`, the finishing path of ``once`` and the daemon alike.
 
 A moved image takes its sidecars along when they sit beside it; with an
 ``output`` folder they stay where they are. Names that already exist in the
@@ -19,8 +19,6 @@ import os
 import shutil
 from pathlib import Path
 
-from ocrwatch.hooks import FileEvent
-from ocrwatch.pipeline import Outcome
 from ocrwatch.plan import InboxPlan
 from ocrwatch.sidecar import TEMP_SUFFIX, SidecarPaths
 
@@ -52,25 +50,6 @@ def sidecars_after(path: Path, inbox: InboxPlan, final: Path | None) -> SidecarP
     if final is not None and final != path and inbox.output is None:
         return SidecarPaths.of(final)
     return SidecarPaths.of(path, inbox.sidecar_dir(path))
-
-
-def event(path: Path, inbox: InboxPlan, final: Path | None, outcome: Outcome, *, engine: str) -> FileEvent:
-    """The hook event for a finished file, with the paths as they are after :func:`finish`."""
-    paths = sidecars_after(path, inbox, final)
-    done = outcome.status == "done"
-    return FileEvent(
-        status="done" if done else "failed",
-        image=final or path,
-        text=paths.text if done else None,
-        record=paths.result if done else None,
-        error=None if done else paths.error,
-        inbox=inbox.path if inbox.index is not None else None,
-        message=outcome.message,
-        classification=outcome.classification,
-        chars=outcome.chars,
-        seconds=outcome.seconds,
-        engine=engine,
-    )
 
 
 def changes_location(inbox: InboxPlan, *, success: bool) -> bool:

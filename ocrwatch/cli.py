@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from ocrwatch import __version__, batch, logs, progress, status
+from ocrwatch import __version__, inspection, logs, once, progress
 from ocrwatch.config import (
     LoadedConfig,
     config_schema,
@@ -36,7 +36,7 @@ from ocrwatch.errors import (
     AlreadyRunning,
     OcrwatchError,
 )
-from ocrwatch.pipeline import Outcome
+from ocrwatch.outcome import Outcome, Status
 from ocrwatch.plan import InboxPlan, Plan, make_plan
 
 logger = logging.getLogger("ocrwatch")
@@ -112,20 +112,20 @@ def _parser() -> argparse.ArgumentParser:
     _common(check, suppress=True)
     check.set_defaults(handler=cmd_check)
 
-    once = commands.add_parser(
+    once_parser = commands.add_parser(
         "once",
         help="OCR the images already in the inboxes (or the given files/folders), then exit",
         description="OCR images that have no current sidecar, then exit. "
         "Without PATH, every configured inbox is processed.",
     )
-    _common(once, suppress=True)
-    once.add_argument("paths", nargs="*", metavar="PATH", help="files or folders to process")
-    once.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders of PATH folders")
-    once.add_argument("--force", action="store_true", help="process files even when their sidecar is current")
-    once.add_argument(
+    _common(once_parser, suppress=True)
+    once_parser.add_argument("paths", nargs="*", metavar="PATH", help="files or folders to process")
+    once_parser.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders of PATH folders")
+    once_parser.add_argument("--force", action="store_true", help="process files even when their sidecar is current")
+    once_parser.add_argument(
         "--retry-failed", action="store_true", help="try files again that failed before with the same settings"
     )
-    once.set_defaults(handler=cmd_once)
+    once_parser.set_defaults(handler=cmd_once)
 
     run = commands.add_parser(
         "run",
@@ -246,14 +246,14 @@ def cmd_once(args: argparse.Namespace) -> int:
     loaded = _load(args, allow_default=bool(args.paths))
     plan = make_plan(loaded, require_inboxes=not args.paths, check_folders=not args.paths)
     if not args.paths and plan.inboxes:
-        running = status.daemon_state(plan)
+        running = inspection.daemon_state(plan)
         if running.running:
             raise AlreadyRunning(
                 f"a daemon (pid {running.pid}) is already processing these inboxes; "
                 "running once beside it could send files twice. Use 'ocrwatch status', or name paths."
             )
     _log_plan(plan)
-    jobs = batch.collect(plan, args.paths, recursive=args.recursive)
+    jobs = once.collect(plan, args.paths, recursive=args.recursive)
     if not jobs:
         logger.info("no images found")
         return EXIT_OK
@@ -264,11 +264,11 @@ def cmd_once(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.advance(outcome)
             return
-        level = logging.INFO if outcome.ok or outcome.status == "gone" else logging.ERROR
-        logger.log(level, "%s", batch.describe(outcome))
+        level = logging.INFO if outcome.ok or outcome.status is Status.GONE else logging.ERROR
+        logger.log(level, "%s", once.describe(outcome))
 
     try:
-        report = batch.run_once(plan, jobs, force=args.force, retry_failed=args.retry_failed, on_outcome=show)
+        report = once.run_once(plan, jobs, force=args.force, retry_failed=args.retry_failed, on_outcome=show)
     finally:
         if bar is not None:
             bar.close()
@@ -295,19 +295,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     """``ocrwatch status``."""
     plan = make_plan(_load(args), check_folders=False, require_inboxes=False)
-    state = status.daemon_state(plan)
+    state = inspection.daemon_state(plan)
     if args.json:
         print(json.dumps({"running": state.running, "pid": state.pid, "state_dir": str(state.state_dir),
                           "status": state.snapshot}, indent=2))
     else:
-        print(status.render_status(state))
+        print(inspection.render_status(state))
     return EXIT_OK if state.running else EXIT_NOT_RUNNING
 
 
 def cmd_failed(args: argparse.Namespace) -> int:
     """``ocrwatch failed``."""
     plan = make_plan(_load(args), check_folders=False)
-    found = status.failures(plan)
+    found = inspection.failures(plan)
     if args.json:
         print(json.dumps([failure.describe() for failure in found], indent=2))
         return EXIT_OK
@@ -323,7 +323,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
     """``ocrwatch retry``."""
     plan = make_plan(_load(args), check_folders=False)
     targets = [Path(path) for path in args.paths]
-    done = status.retry(plan, targets)
+    done = inspection.retry(plan, targets)
     for failure, action in done:
         print(f"{failure.image}: {action}")
     if targets and len(done) < len(targets):
@@ -331,7 +331,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
     if not done:
         print("nothing to retry")
         return EXIT_OK if not targets else EXIT_FAILURES
-    if status.ask_for_rescan(status.daemon_state(plan)):
+    if inspection.ask_for_rescan(inspection.daemon_state(plan)):
         print("the running daemon was asked to pick them up now")
     else:
         print("no daemon is running; process them with: ocrwatch once")

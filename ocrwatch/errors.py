@@ -87,6 +87,12 @@ class CropError(FileError):
     """A crop or region rule does not fit the image it was applied to."""
 
 
+class InternalError(FileError):
+    """ocrwatch itself failed on a file: a bug, recorded so that the file is not silently skipped."""
+
+    classification: Classification = "internal"
+
+
 class OutputError(FileError):
     """Sidecars could not be written."""
 

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import TextIO
 
-from ocrwatch.pipeline import Outcome
+from ocrwatch.outcome import Outcome
 
 BAR_WIDTH = 24
 REDRAW_INTERVAL = 0.1

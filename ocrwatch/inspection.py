@@ -21,10 +21,7 @@ from typing import Any
 from ocrwatch import after, sidecar
 from ocrwatch.plan import InboxPlan, Plan
 from ocrwatch.sidecar import ERROR_SUFFIX
-from ocrwatch.state import default_state_dir
-
-STATUS_FILE = "status.json"
-LOCK_FILE = "lock"
+from ocrwatch.store import LOCK_FILE, STATUS_FILE, default_state_dir
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ an edited image or a deleted sidecar is never skipped because of the cache.
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import logging
 import os
 import sqlite3
@@ -24,9 +26,15 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ocrwatch.errors import AlreadyRunning, ConfigError
+
 logger = logging.getLogger(__name__)
 
 STORE_NAME = "state.sqlite3"
+STATUS_FILE = "status.json"
+"""Rewritten by the daemon every few seconds; read by ``ocrwatch status``."""
+LOCK_FILE = "lock"
+"""Held (flock) by the running daemon, with its process id inside."""
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_SECONDS = 5.0
 
@@ -68,6 +76,32 @@ def default_state_dir(configured: Path | None, env: Mapping[str, str] | None = N
         return Path(env["STATE_DIRECTORY"].split(":")[0])
     base = env.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
     return Path(base) / "ocrwatch"
+
+
+def lock_state_dir(folder: Path) -> int:
+    """Take the state folder for this process: one daemon per state folder.
+
+    Returns the descriptor holding the lock (close it to release); the lock
+    file holds this process's id for ``ocrwatch status``. Raises
+    AlreadyRunning when another process holds it, ConfigError when the folder
+    cannot be used.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as error:
+        raise ConfigError(f"cannot use state folder {folder}: {error.strerror or error}") from error
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as error:
+        owner = os.pread(handle, 32, 0).decode(errors="replace").strip()
+        os.close(handle)
+        if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            raise AlreadyRunning(f"another ocrwatch (pid {owner or '?'}) is running with state folder {folder}") from None
+        raise
+    os.ftruncate(handle, 0)
+    os.pwrite(handle, f"{os.getpid()}\n".encode(), 0)
+    return handle
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """``ocrwatch once``: process the images already in the inboxes (or given paths), then exit.
 
 Files go through :func:`ocrwatch.pipeline.process_file` on a small thread pool
-per engine. What is not the file's fault is handled here: a short rate-limit
+per engine, and what follows a finished file through :mod:`ocrwatch.finish`,
+exactly as in the daemon. What is not the file's fault is handled here: a short rate-limit
 pause is waited out and the file tried again; a long one leaves the file for
 later; a rejected API key stops the run, since every further call would fail
 the same way.
@@ -18,11 +19,13 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ocrwatch import after, engines, scan
+from ocrwatch import engines, scan
 from ocrwatch.engines.base import OcrEngine, cores
 from ocrwatch.errors import InvalidKeyError, OcrwatchError, RateLimitError
+from ocrwatch.finish import Finisher
 from ocrwatch.hooks import HookRunner
-from ocrwatch.pipeline import Outcome, process_file
+from ocrwatch.outcome import Outcome, Status
+from ocrwatch.pipeline import process_file
 from ocrwatch.plan import InboxPlan, Plan
 
 logger = logging.getLogger(__name__)
@@ -34,6 +37,9 @@ OCRSPACE_WORKERS = 8
 answer), which threads overlap for free; quota counts requests, not concurrency."""
 HOOK_DRAIN_SECONDS = 60.0
 """How long ``once`` waits at the end for hooks still running."""
+
+EngineFactory = Callable[[str, int, threading.Event], OcrEngine]
+"""Builds the engine called ``name`` for ``workers`` files at once, stopping when the event is set."""
 
 
 @dataclass(frozen=True)
@@ -51,12 +57,12 @@ class Report:
     outcomes: list[Outcome] = field(default_factory=list)
     aborted: str | None = None
 
-    def counts(self) -> Counter[str]:
+    def counts(self) -> Counter[Status]:
         return Counter(outcome.status for outcome in self.outcomes)
 
     @property
     def problems(self) -> list[Outcome]:
-        return [outcome for outcome in self.outcomes if not outcome.ok and outcome.status != "gone"]
+        return [outcome for outcome in self.outcomes if not outcome.ok and outcome.status is not Status.GONE]
 
 
 def collect(plan: Plan, targets: Iterable[str | os.PathLike[str]] = (), *, recursive: bool = False) -> list[Job]:
@@ -131,8 +137,13 @@ def run_once(
     on_outcome: Callable[[Outcome], None] | None = None,
     stop: threading.Event | None = None,
     env: Mapping[str, str] | None = None,
+    engine_factory: EngineFactory | None = None,
 ) -> Report:
-    """Process ``jobs`` and return what happened to each."""
+    """Process ``jobs`` and return what happened to each.
+
+    ``engine_factory(name, workers, stop)`` builds the engine of each kind;
+    by default the registry's, configured from the plan.
+    """
     stop = stop or threading.Event()
     report = Report()
     by_engine: dict[str, list[Job]] = {}
@@ -141,12 +152,15 @@ def run_once(
     built: dict[str, OcrEngine] = {}
     pools: dict[str, ThreadPoolExecutor] = {}
     hooks = HookRunner(env=env)
+    finisher = Finisher(hooks)
+
+    def create(name: str, workers: int, stop: threading.Event) -> OcrEngine:
+        return engines.create_engine(name, plan.config, api_key=plan.api_key, workers=workers, env=env, stop=stop)
+
     try:
         for name in by_engine:
             workers = default_workers(name, plan.config.workers)
-            built[name] = engines.create_engine(
-                name, plan.config, api_key=plan.api_key, workers=workers, env=env, stop=stop
-            )
+            built[name] = (engine_factory or create)(name, workers, stop)
             pools[name] = ThreadPoolExecutor(
                 max_workers=worker_threads(name, workers), thread_name_prefix=f"once-{name}"
             )
@@ -180,11 +194,7 @@ def run_once(
                 if isinstance(outcome.error, InvalidKeyError) and report.aborted is None:
                     report.aborted = str(outcome.error)
                     stop.set()
-                if outcome.status in ("done", "failed"):
-                    final = _apply_after(job, success=outcome.status == "done")
-                    if job.inbox.hooks:
-                        engine_name = job.inbox.rules.engine
-                        hooks.submit(job.inbox.hooks, after.event(job.path, job.inbox, final, outcome, engine=engine_name))
+                finisher.finish(job.path, job.inbox, outcome, engine=job.inbox.rules.engine)
                 report.outcomes.append(outcome)
                 if on_outcome is not None:
                     on_outcome(outcome)
@@ -198,15 +208,6 @@ def run_once(
     return report
 
 
-def _apply_after(job: Job, *, success: bool) -> Path | None:
-    """Keep, move or delete a finished file; return where it is now (None: deleted)."""
-    try:
-        return after.finish(job.path, job.inbox, success=success)
-    except OSError as error:
-        logger.error("%s: cannot %s it: %s", job.path, job.inbox.after if success else "move", error)
-        return job.path
-
-
 def _should_wait_out(outcome: Outcome) -> bool:
     error = outcome.error
     return isinstance(error, RateLimitError) and error.retry_after <= MAX_RATE_LIMIT_WAIT
@@ -214,7 +215,7 @@ def _should_wait_out(outcome: Outcome) -> bool:
 
 def describe(outcome: Outcome) -> str:
     """One log line for an outcome."""
-    if outcome.status == "done":
+    if outcome.status is Status.DONE:
         return f"done {outcome.path}: {outcome.message} in {outcome.seconds:.2f} s"
     if outcome.classification:
         return f"{outcome.status} {outcome.path}: [{outcome.classification}] {outcome.message}"

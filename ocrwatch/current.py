@@ -1,0 +1,151 @@
+"""Is this file already done? The one answer, for the scanner, ``once`` and the pipeline.
+
+The sidecars are the truth. A ``.json`` is current when it was written with
+the same settings fingerprint for the same bytes; an ``.error.json`` is
+current when, in addition, the file has not been touched since (its ctime
+is the same), so a chmod or a rewrite gives a failed file another chance.
+
+Cheap first: a caller that has not read the file passes its ``stat`` and a
+way to hash it; size and mtime then decide, and the file is hashed only when
+the mtime alone differs. A caller that has read the bytes passes their
+sha256, which decides alone. The daemon's state store may stand in front as
+a cache: a cached verdict counts only while the image and the sidecar still
+have the size and mtime they had when it was cached.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from ocrwatch import sidecar
+from ocrwatch.plan import InboxPlan
+from ocrwatch.sidecar import SidecarPaths
+from ocrwatch.store import CachedFile, StateStore
+
+Finished = Literal["done", "failed"]
+
+
+@dataclass(frozen=True)
+class FileFacts:
+    """What identifies the version of a file being judged."""
+
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    sha256: str | None = None
+    """Known when the caller has read the bytes."""
+    hasher: Callable[[], str | None] | None = None
+    """Reads and hashes the file on demand (None when it cannot be read)."""
+
+    @classmethod
+    def of_stat(cls, info: os.stat_result, hasher: Callable[[], str | None] | None = None) -> FileFacts:
+        return cls(info.st_size, info.st_mtime_ns, info.st_ctime_ns, hasher=hasher)
+
+    def content_hash(self) -> str | None:
+        if self.sha256 is not None:
+            return self.sha256
+        return self.hasher() if self.hasher is not None else None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A current sidecar: ``done`` (the ``.json``) or ``failed`` (the ``.error.json``)."""
+
+    status: Finished
+    message: str
+
+
+def verdict(
+    path: Path,
+    inbox: InboxPlan,
+    facts: FileFacts,
+    *,
+    failures: bool = True,
+    cache: StateStore | None = None,
+) -> Verdict | None:
+    """The current sidecar of ``path`` as ``facts`` describe it, or None when it must be read.
+
+    ``failures=False`` ignores error sidecars (``once --retry-failed``).
+    """
+    paths = SidecarPaths.of(path, inbox.sidecar_dir(path))
+    fingerprint = inbox.rules.fingerprint
+    if cache is not None and facts.sha256 is None:
+        cached = _cached(cache, path, paths, fingerprint, facts)
+        if cached is not None and (failures or cached == "done"):
+            return Verdict(cached, "cached verdict is current")
+    found = _judge(paths, fingerprint, facts, failures=failures)
+    if found is not None and cache is not None:
+        remember(cache, path, inbox, found.status)
+    return found
+
+
+def _judge(paths: SidecarPaths, fingerprint: str, facts: FileFacts, *, failures: bool) -> Verdict | None:
+    record = sidecar.load(paths.result)
+    if facts.sha256 is not None:
+        same = record is not None and record.get("settings_fingerprint") == fingerprint and sidecar.same_content(
+            record, facts.sha256
+        )
+    else:
+        same = sidecar.matches(record, fingerprint=fingerprint, size=facts.size, mtime_ns=facts.mtime_ns)
+        if same is None:
+            digest = facts.content_hash()
+            same = digest is not None and sidecar.same_content(record, digest)
+    if same:
+        return Verdict("done", "sidecar is current")
+    if not failures:
+        return None
+    failure = sidecar.load(paths.error)
+    if failure is None or failure.get("settings_fingerprint") != fingerprint:
+        return None
+    known = failure.get("source") or {}
+    if known.get("ctime_ns") != facts.ctime_ns:
+        return None
+    # An error sidecar written without reading the file (an internal error) has no sha256.
+    same_stat = (known.get("size"), known.get("mtime_ns")) == (facts.size, facts.mtime_ns)
+    if not same_stat and (facts.sha256 is None or known.get("sha256") != facts.sha256):
+        return None
+    error = failure.get("error") or {}
+    return Verdict("failed", f"failed before: {error.get('message', 'unknown reason')}")
+
+
+def _cached(
+    cache: StateStore, path: Path, paths: SidecarPaths, fingerprint: str, facts: FileFacts
+) -> Finished | None:
+    entry = cache.cached(path)
+    if entry is None or entry.fingerprint != fingerprint or (entry.size, entry.mtime_ns) != (facts.size, facts.mtime_ns):
+        return None
+    written = _stat(paths.result if entry.status == "done" else paths.error)
+    if written is None or (written.st_size, written.st_mtime_ns) != (entry.sidecar_size, entry.sidecar_mtime_ns):
+        return None
+    return "done" if entry.status == "done" else "failed"
+
+
+def remember(cache: StateStore, path: Path, inbox: InboxPlan, status: Finished) -> None:
+    """Cache that ``path`` has a current sidecar, keyed by its and the sidecar's size and mtime."""
+    paths = SidecarPaths.of(path, inbox.sidecar_dir(path))
+    image = _stat(path)
+    written = _stat(paths.result if status == "done" else paths.error)
+    if image is None or written is None:
+        return
+    cache.remember(
+        path,
+        CachedFile(
+            size=image.st_size,
+            mtime_ns=image.st_mtime_ns,
+            fingerprint=inbox.rules.fingerprint,
+            status=status,
+            sidecar_size=written.st_size,
+            sidecar_mtime_ns=written.st_mtime_ns,
+        ),
+    )
+
+
+def _stat(path: Path) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except OSError:
+        return None

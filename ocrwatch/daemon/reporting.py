@@ -1,0 +1,192 @@
+"""What the daemon tells people: status lines, status.json, and the ocr.space pause and key warnings.
+
+:class:`GateWatch` turns the request gate's state into log lines, metrics and
+the persisted pause (so a restart keeps honouring the API's "wait N
+seconds"), and reminds the operator of a rejected key. :class:`Reporter`
+writes the one-line status for systemd and the ``status.json`` that
+``ocrwatch status`` reads.
+
+Clocks are injectable: "never warned" is None, not 0.0, because the
+monotonic clock starts near zero at boot and a service started then must
+warn at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ocrwatch import __version__, logs, sidecar
+from ocrwatch.daemon.context import Context
+from ocrwatch.errors import InvalidKeyError, OcrwatchError
+from ocrwatch.metrics import Metrics
+from ocrwatch.notify import Notifier
+from ocrwatch.ratelimit import RequestGate
+from ocrwatch.sidecar import utc_iso
+from ocrwatch.store import STATUS_FILE
+from ocrwatch.watcher import Watcher
+
+logger = logging.getLogger(__name__)
+
+KEY_REMINDER_SECONDS = 600.0
+"""How often a rejected API key is logged again while it stays rejected."""
+PAUSE_KEY = "ocrspace_paused_until"
+PAUSE_REASON_KEY = "ocrspace_pause_reason"
+
+
+class GateWatch:
+    """Logs, counts and persists what happens at the ocr.space gate."""
+
+    def __init__(
+        self, context: Context, gate: RequestGate, metrics: Metrics, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.context = context
+        self.gate = gate
+        self.metrics = metrics
+        self._clock = clock
+        self._last_pause_logged = 0
+        self._last_key_warning: float | None = None
+
+    def restore_pause(self) -> None:
+        """Honour a pause the API asked for before a restart."""
+        store = self.context.store
+        until = store.get(PAUSE_KEY) if store is not None else None
+        if not until or store is None:
+            return
+        try:
+            self.gate.pause_until_wall(float(until), store.get(PAUSE_REASON_KEY) or "rate limit")
+        except ValueError:
+            return
+        state = self.gate.state()
+        if state.paused_until:
+            logger.warning("ocr.space is paused until %s (%s), as it asked before the restart",
+                           utc_iso(state.paused_until), state.pause_reason)
+
+    def note(self) -> None:
+        """Log and persist a new pause (called from the main loop)."""
+        state = self.gate.state()
+        self.metrics.paused.set(1 if state.paused_until or state.blocked else 0)
+        if state.paused_until and state.pause_number != self._last_pause_logged:
+            self._last_pause_logged = state.pause_number
+            self.metrics.pauses.inc()
+            logger.warning("ocr.space paused until %s: %s", utc_iso(state.paused_until), state.pause_reason)
+            if self.context.store is not None:
+                self.context.store.put(PAUSE_KEY, repr(state.paused_until))
+                self.context.store.put(PAUSE_REASON_KEY, state.pause_reason)
+
+    def key_rejected(self, error: InvalidKeyError) -> None:
+        """A file was held back by a rejected key: say so at once, then every ten minutes."""
+        now = self._clock()
+        if self._last_key_warning is None or now - self._last_key_warning >= KEY_REMINDER_SECONDS:
+            self._last_key_warning = now
+            logger.critical(
+                "ocr.space rejected the API key: all ocr.space OCR is stopped until the key is fixed "
+                "(then: systemctl reload ocrwatch, or send SIGHUP). %s", error
+            )
+        self.context.stats.error(None, f"API key rejected: {error}")
+
+
+class Reporter:
+    """The status line for systemd and ``status.json`` for ``ocrwatch status``."""
+
+    def __init__(
+        self,
+        context: Context,
+        gate: RequestGate,
+        watcher: Watcher,
+        notifier: Notifier,
+        metrics: Metrics,
+        *,
+        config_path: str | None,
+        state_dir: Path,
+    ) -> None:
+        self.context = context
+        self.gate = gate
+        self.watcher = watcher
+        self.notifier = notifier
+        self.metrics = metrics
+        self.config_path = config_path
+        self.state_dir = state_dir
+        self._last_line = ""
+
+    def line(self) -> str:
+        """One line for systemctl status: work waiting, done, failed, pauses."""
+        counts = self.context.tracker.counts()
+        outcomes = self.context.stats.outcomes
+        waiting = counts["settling"] + counts["ready"] + counts["waiting"]
+        parts = [
+            f"{len(self.context.plan.inboxes)} inbox(es)",
+            f"{waiting} waiting",
+            f"{counts['running']} in progress",
+            f"{outcomes['done']} done",
+            f"{outcomes['failed']} failed",
+        ]
+        gate = self.gate.state()
+        if gate.blocked:
+            parts.append("ocr.space stopped: API key rejected")
+        elif gate.paused_until:
+            parts.append(f"ocr.space paused until {time.strftime('%H:%M:%S', time.localtime(gate.paused_until))}")
+        return ", ".join(parts)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The daemon's state as JSON data, for ``ocrwatch status``."""
+        tracker, stats = self.context.tracker, self.context.stats
+        by_inbox = tracker.counts_by_inbox()
+        gate = self.gate.state()
+        modes = self.watcher.modes()
+        inboxes = []
+        for inbox in self.context.plan.inboxes:
+            counted = stats.of(inbox.path)
+            waiting = by_inbox.get(inbox.path, {})
+            mode = modes.get(inbox.path)
+            inboxes.append(
+                {
+                    "path": str(inbox.path),
+                    "engine": inbox.rules.engine,
+                    "watch": mode.kind if mode else None,
+                    "watch_reason": mode.reason if mode else None,
+                    "waiting": sum(n for state, n in waiting.items() if state != "running"),
+                    "in_progress": waiting.get("running", 0),
+                    "done": counted.outcomes["done"],
+                    "failed": counted.outcomes["failed"],
+                    "skipped": counted.outcomes["skipped"],
+                    "last_error": counted.last_error,
+                    "last_error_at": utc_iso(counted.last_error_at) if counted.last_error_at else None,
+                }
+            )
+        return {
+            "version": __version__,
+            "pid": os.getpid(),
+            "started": utc_iso(stats.started),
+            "updated": utc_iso(time.time()),
+            "config": self.config_path,
+            "status": self.line(),
+            "inboxes": inboxes,
+            "queue": tracker.counts(),
+            "outcomes": dict(stats.outcomes),
+            "last_error": stats.last_error,
+            "ocrspace": {
+                "paused_until": utc_iso(gate.paused_until) if gate.paused_until else None,
+                "pause_reason": gate.pause_reason,
+                "blocked": gate.blocked,
+            },
+        }
+
+    def publish(self, *, final: bool = False) -> None:
+        """Send a changed status line to systemd and rewrite status.json (scrubbed of the key)."""
+        self.metrics.set_queue(self.context.tracker.counts())
+        line = self.line()
+        if line != self._last_line and not final:
+            self.notifier.status(line)
+            self._last_line = line
+        snapshot = self.snapshot()
+        snapshot["running"] = not final
+        with contextlib.suppress(OcrwatchError):
+            text = logs.redact(json.dumps(snapshot, indent=1))
+            sidecar.write_atomic(self.state_dir / STATUS_FILE, text.encode())

@@ -1,0 +1,184 @@
+"""The content of the sidecars: the ``.json`` record of a done file, and the ``.error.json`` of a failed one.
+
+Pure functions from what the pipeline knows to JSON data (plus
+:func:`record_failure`, which also writes it). The format is published in
+``schemas/sidecar.schema.json``; a change to it bumps ``SCHEMA_VERSION``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ocrwatch import __version__, imaging, sidecar
+from ocrwatch.engines.base import OcrEngine, OcrResult, Word
+from ocrwatch.errors import FileError, OcrError
+from ocrwatch.geometry import Box
+from ocrwatch.plan import Rules
+from ocrwatch.sidecar import SidecarPaths, utc_iso
+from ocrwatch.source import Source
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Target:
+    """The part of the image one OCR request reads: the page, or one named region."""
+
+    name: str | None
+    box: Box
+
+
+def final_newline(text: str) -> str:
+    """``text`` with Unix line ends, no trailing blanks, and one final newline unless empty."""
+    lines = [line.rstrip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    body = "\n".join(lines).strip("\n")
+    return body + "\n" if body else ""
+
+
+def result_record(
+    *,
+    source: Source,
+    info: imaging.ImageInfo,
+    rules: Rules,
+    engine: OcrEngine,
+    crop_box: Box | None,
+    results: list[tuple[Target, OcrResult]],
+    text: str,
+    attempt: int,
+    requests: int,
+    timings: dict[str, Any],
+) -> dict[str, Any]:
+    upright_width, upright_height = info.upright_size
+    record: dict[str, Any] = {
+        "schema_version": sidecar.SCHEMA_VERSION,
+        "status": "done",
+        "ocrwatch_version": __version__,
+        "source": source.describe(),
+        "image": {
+            "format": info.format,
+            "mode": info.mode,
+            "width": upright_width,
+            "height": upright_height,
+            "stored_width": info.width,
+            "stored_height": info.height,
+            "orientation": info.orientation,
+            "frames": info.frames,
+        },
+        "settings": rules.describe(),
+        "settings_fingerprint": rules.fingerprint,
+        "engine": {"name": engine.name, **engine.settings()},
+        "crop": crop_box.as_dict() if crop_box else None,
+        "text": text,
+        "results": [_result_entry(target, result, rules) for target, result in results],
+        "attempt": attempt,
+        "requests": requests,
+        "timings": timings,
+    }
+    if info.frames > 1:
+        record["note"] = f"only the first of {info.frames} frames/pages was read"
+    return record
+
+
+def _result_entry(target: Target, result: OcrResult, rules: Rules) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "name": target.name,
+        "box": target.box.as_dict(),
+        "text": final_newline(result.text),
+        "pages": [
+            {
+                "text": final_newline(page.text),
+                "orientation": page.orientation,
+                "error": page.error,
+                **({"words": [_word(word, target.box) for word in page.words]} if rules.overlay else {}),
+            }
+            for page in result.pages
+        ],
+        "seconds": round(result.seconds, 4),
+        "attempts": result.attempts,
+        "upload": result.upload.describe() if result.upload else None,
+    }
+    if result.endpoint is not None:
+        entry["endpoint"] = result.endpoint
+    if result.raw is not None:
+        entry["raw"] = result.raw
+    return entry
+
+
+def _word(word: Word, box: Box) -> dict[str, Any]:
+    moved = word.moved(dx=box.x, dy=box.y)
+    return {
+        "text": moved.text,
+        "left": round(moved.left, 2),
+        "top": round(moved.top, 2),
+        "width": round(moved.width, 2),
+        "height": round(moved.height, 2),
+        "line": moved.line,
+    }
+
+
+def failure_record(
+    path: Path,
+    source: Source | None,
+    rules: Rules,
+    error: FileError,
+    *,
+    attempt: int,
+    first_attempt: float,
+    requests_before: int = 0,
+) -> dict[str, Any]:
+    """The content of an error sidecar."""
+    described: dict[str, Any]
+    if source is not None:
+        described = source.describe()
+    else:
+        described = {"path": str(path), "name": path.name}
+        try:
+            info = os.lstat(path)
+            described.update(
+                size=info.st_size, mtime_ns=info.st_mtime_ns, ctime_ns=info.st_ctime_ns, sha256=None
+            )
+        except OSError:
+            pass
+    return {
+        "schema_version": sidecar.SCHEMA_VERSION,
+        "status": "failed",
+        "ocrwatch_version": __version__,
+        "source": described,
+        "settings": rules.describe(),
+        "settings_fingerprint": rules.fingerprint,
+        "error": {
+            "classification": error.classification,
+            "message": str(error),
+            "type": type(error).__name__,
+        },
+        "attempts": attempt,
+        "requests": requests_before + (error.attempts if isinstance(error, OcrError) else 0),
+        "first_attempt": utc_iso(first_attempt),
+        "last_attempt": utc_iso(time.time()),
+    }
+
+
+def record_failure(
+    paths: SidecarPaths,
+    path: Path,
+    source: Source | None,
+    rules: Rules,
+    error: FileError,
+    *,
+    attempt: int,
+    first_attempt: float,
+    requests_before: int = 0,
+) -> None:
+    """Write the error sidecar of ``path``; a failure to write it is logged, not raised."""
+    record = failure_record(
+        path, source, rules, error, attempt=attempt, first_attempt=first_attempt, requests_before=requests_before
+    )
+    try:
+        sidecar.record_failure(paths, record)
+    except FileError as write_error:
+        logger.error("%s: cannot record the failure either: %s", path, write_error)
