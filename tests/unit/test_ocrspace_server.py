@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import collections
+import io
 import json
 import signal
 import subprocess
@@ -20,7 +21,9 @@ import cv2
 import numpy as np
 import pytest
 import requests
+from PIL import Image
 
+from tests.support import ocrspace_fixtures
 from tests.support.ocrspace_server import (
     E400,
     E501,
@@ -28,16 +31,24 @@ from tests.support.ocrspace_server import (
     FAULTS,
     FakeOcrSpace,
     rate_limit_sentence,
-    shared_folder,
 )
+from tests.support.render import Placed, page, rotated
 
 KEY = "TEST-KEY"
 HTTP_TIMEOUT_SECONDS = 10.0
 WAIT_SECONDS = 5.0
 BOX_TOLERANCE_PIXELS = 4
 REPOSITORY = Path(__file__).resolve().parents[2]
-CORPUS = shared_folder() / "corpus" / "real"
-SAMPLES = sorted((shared_folder() / "ocrspace" / "samples").glob("*.json"))
+PAGE_LINES = ["The quick brown fox jumps", "over the lazy dog near", "the river bank today"]
+# Tesseract's orientation detection needs a few lines more than PAGE_LINES to be sure.
+TURNED_LINES = [
+    "The quick brown fox jumps over the lazy dog",
+    "near the river bank on a sunny day while",
+    "children play football in the park and",
+    "their parents read newspapers on benches",
+    "under the old oak trees beside the lake",
+    "where ducks swim quietly among the reeds",
+]
 BLANK = np.full((64, 64), 255, np.uint8)
 SMALL_PNG = cv2.imencode(".png", BLANK)[1].tobytes()
 VALID_FIELDS = {
@@ -66,11 +77,19 @@ def post(
     return requests.post(url, headers=headers, files=files, data=form, timeout=timeout)
 
 
-def page_image(name: str) -> np.ndarray:
-    """A corpus image, read grey."""
-    image = cv2.imread(str(CORPUS / name), cv2.IMREAD_GRAYSCALE)
-    assert image is not None, f"cannot read {name}"
-    return image
+def rendered_page(
+    lines: list[str] = PAGE_LINES, *, size: tuple[int, int] = (1000, 300), degrees: float = 0
+) -> tuple[Image.Image, list[Placed]]:
+    """A page of ``lines`` in large clean type, turned anticlockwise by ``degrees``."""
+    image, placed = page(lines, size=size, font_size=40)
+    return rotated(image, degrees) if degrees else image, placed
+
+
+def encoded(image: Image.Image, image_format: str) -> bytes:
+    """``image`` in grey, encoded as PNG, JPEG or TIFF."""
+    buffer = io.BytesIO()
+    image.convert("L").save(buffer, format=image_format)
+    return buffer.getvalue()
 
 
 @pytest.fixture
@@ -87,31 +106,34 @@ def ocr_server() -> Iterator[FakeOcrSpace]:
         yield fake
 
 
-# --- Reading real images -----------------------------------------------------------------
+# --- Reading rendered pages --------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def phototest_answer(ocr_server: FakeOcrSpace) -> dict[str, Any]:
-    """The fake's answer to the corpus phototest page uploaded as PNG with overlay."""
-    png = cv2.imencode(".png", page_image("tess_phototest.tif"))[1].tobytes()
-    response = post(ocr_server.url, data=png, isOverlayRequired="true")
+def page_answer(ocr_server: FakeOcrSpace) -> tuple[dict[str, Any], list[Placed]]:
+    """The fake's answer to a rendered page uploaded as PNG with overlay, and where its words are."""
+    image, placed = rendered_page()
+    response = post(ocr_server.url, data=encoded(image, "PNG"), isOverlayRequired="true")
     assert (200, "application/json; charset=utf-8") == (
         response.status_code,
         response.headers["Content-Type"],
     )
     assert () == ocr_server.requests[-1].problems
-    return response.json()
+    return response.json(), placed
 
 
-def test_success_answer_has_the_documented_shape(phototest_answer: dict[str, Any]) -> None:
+def test_success_answer_has_the_documented_shape(
+    page_answer: tuple[dict[str, Any], list[Placed]],
+) -> None:
     """A read upload is answered in API.md's success shape: keys, types and fixed values."""
-    body, page = phototest_answer, phototest_answer["ParsedResults"][0]
+    body = page_answer[0]
+    first_page = body["ParsedResults"][0]
     top_keys = ["ParsedResults", "OCRExitCode", "IsErroredOnProcessing"]
     top_keys += ["ProcessingTimeInMilliseconds", "SearchablePDFURL"]
     page_keys = ["TextOverlay", "TextOrientation", "FileParseExitCode", "ParsedText"]
     page_keys += ["ErrorMessage", "ErrorDetails"]
     assert top_keys == list(body)
-    assert page_keys == list(page)
+    assert page_keys == list(first_page)
     assert (1, False, "Searchable PDF not generated as it was not requested.") == (
         body["OCRExitCode"],
         body["IsErroredOnProcessing"],
@@ -119,28 +141,35 @@ def test_success_answer_has_the_documented_shape(phototest_answer: dict[str, Any
     )
     assert body["ProcessingTimeInMilliseconds"].isdigit()
     assert ("0", 1, "", "") == (
-        page["TextOrientation"],
-        page["FileParseExitCode"],
-        page["ErrorMessage"],
-        page["ErrorDetails"],
+        first_page["TextOrientation"],
+        first_page["FileParseExitCode"],
+        first_page["ErrorMessage"],
+        first_page["ErrorDetails"],
     )
 
 
 def test_png_upload_is_read_with_word_boxes_in_uploaded_pixels(
-    phototest_answer: dict[str, Any],
+    page_answer: tuple[dict[str, Any], list[Placed]],
 ) -> None:
     """The page's text comes back with \\r\\n line ends, one overlay line per text line, boxes in place."""
-    page = phototest_answer["ParsedResults"][0]
-    lines = page["TextOverlay"]["Lines"]
-    expected_first_word = {"WordText": "This", "Left": 36, "Top": 92, "Height": 24, "Width": 60}
-    assert "This is a lot of 12 point text to test the\r\n" == page["ParsedText"][:44]
-    assert page["ParsedText"].count("\n") == page["ParsedText"].count("\r\n") == len(lines)
-    assert (True, f"Total lines: {len(lines)}") == (
-        page["TextOverlay"]["HasOverlay"],
-        page["TextOverlay"]["Message"],
+    body, placed = page_answer
+    first_page = body["ParsedResults"][0]
+    lines = first_page["TextOverlay"]["Lines"]
+    first = placed[0]
+    expected_first_word = {
+        "WordText": first.text,
+        "Left": first.left,
+        "Top": first.top,
+        "Height": first.height,
+        "Width": first.width,
+    }
+    assert "".join(f"{line}\r\n" for line in PAGE_LINES) == first_page["ParsedText"]
+    assert (True, "Total lines: 3") == (
+        first_page["TextOverlay"]["HasOverlay"],
+        first_page["TextOverlay"]["Message"],
     )
     assert ["LineText", "Words", "MaxHeight", "MinTop"] == list(lines[0])
-    assert "This is a lot of 12 point text to test the" == lines[0]["LineText"]
+    assert PAGE_LINES == [line["LineText"] for line in lines]
     assert expected_first_word == pytest.approx(lines[0]["Words"][0], abs=BOX_TOLERANCE_PIXELS)
 
 
@@ -148,30 +177,40 @@ def test_jpeg_upload_without_overlay_gets_the_not_requested_overlay(
     ocr_server: FakeOcrSpace,
 ) -> None:
     """Without isOverlayRequired the text comes back and TextOverlay says it was not requested."""
-    jpeg = cv2.imencode(".jpg", page_image("tess_phototest.tif"))[1].tobytes()
-    response = post(ocr_server.url, data=jpeg, filename="page.jpeg", filetype="JPG")
-    page = response.json()["ParsedResults"][0]
+    image, _ = rendered_page()
+    response = post(
+        ocr_server.url, data=encoded(image, "JPEG"), filename="page.jpeg", filetype="JPG"
+    )
+    first_page = response.json()["ParsedResults"][0]
     expected_overlay = {
         "Lines": [],
         "HasOverlay": False,
         "Message": "Text overlay is not provided as it is not requested",
     }
-    assert expected_overlay == page["TextOverlay"]
-    assert "This is a lot of 12 point text" in page["ParsedText"]
+    assert expected_overlay == first_page["TextOverlay"]
+    assert "".join(f"{line}\r\n" for line in PAGE_LINES) == first_page["ParsedText"]
 
 
 def test_tiff_upload_is_read_as_sent(ocr_server: FakeOcrSpace) -> None:
-    """The corpus TIFF, uploaded byte for byte as TIF, is read."""
-    tiff = (CORPUS / "tess_phototest.tif").read_bytes()
-    response = post(ocr_server.url, data=tiff, filename="scan.tiff", filetype="TIF")
-    assert "The quick brown dog" in response.json()["ParsedResults"][0]["ParsedText"]
+    """A TIFF, uploaded byte for byte as TIF, is read."""
+    image, _ = rendered_page()
+    response = post(
+        ocr_server.url, data=encoded(image, "TIFF"), filename="scan.tiff", filetype="TIF"
+    )
+    assert (
+        "".join(f"{line}\r\n" for line in PAGE_LINES)
+        == (response.json()["ParsedResults"][0]["ParsedText"])
+    )
 
 
 def test_detect_orientation_reads_an_upside_down_page(ocr_server: FakeOcrSpace) -> None:
     """With detectOrientation the page is read in Tesseract's AUTO_OSD mode, so a turned page reads."""
-    png = cv2.imencode(".png", page_image("tess_phototest_rotated_180.png"))[1].tobytes()
-    response = post(ocr_server.url, data=png, detectOrientation="true")
-    assert "This is a lot of 12 point text" in response.json()["ParsedResults"][0]["ParsedText"]
+    image, _ = rendered_page(TURNED_LINES, size=(1400, 700), degrees=180)
+    response = post(ocr_server.url, data=encoded(image, "PNG"), detectOrientation="true")
+    assert (
+        "".join(f"{line}\r\n" for line in TURNED_LINES)
+        == (response.json()["ParsedResults"][0]["ParsedText"])
+    )
 
 
 def test_language_without_traineddata_falls_back_to_english(ocr_server: FakeOcrSpace) -> None:
@@ -303,12 +342,17 @@ def test_protocol_violation_is_recorded_and_refused(
     assert (expected_status, expected_exit) == (response.status_code, exit_code(response))
 
 
-def test_unknown_parameter_gets_the_recorded_exit99_answer(server: FakeOcrSpace) -> None:
-    """An unknown parameter gets exactly the real server's exit-99 body, without ParsedResults."""
-    response = post(server.url, attributes="x")
-    expected = json.loads(FakeOcrSpace.sample("error_exit99_parameter_invalid_perl_ocrspace_pod"))
-    assert expected == response.json()
-    assert ("Parameter name 'attributes' is invalid",) == server.requests[-1].problems
+def exit99_naming(parameter: str) -> Any:
+    """The documented exit-99 answer (fixture error_exit99_parameter_name_invalid) for ``parameter``."""
+    body = FakeOcrSpace.sample("error_exit99_parameter_name_invalid")
+    return json.loads(body.replace(b"'pages'", f"'{parameter}'".encode()))
+
+
+def test_unknown_parameter_gets_the_documented_exit99_answer(server: FakeOcrSpace) -> None:
+    """An unknown parameter gets exactly the documented exit-99 body, without ParsedResults."""
+    response = post(server.url, pages="3")
+    assert (200, exit99_naming("pages")) == (response.status_code, response.json())
+    assert ("Parameter name 'pages' is invalid",) == server.requests[-1].problems
 
 
 def test_missing_filetype_is_flagged(server: FakeOcrSpace) -> None:
@@ -462,17 +506,86 @@ def test_mode_can_change_while_serving(server: FakeOcrSpace) -> None:
     assert {"OCRExitCode": 4} == post(server.url).json()
 
 
-@pytest.mark.parametrize("sample", SAMPLES, ids=[path.stem for path in SAMPLES])
-def test_every_recorded_sample_replays_byte_for_byte(sample: Path) -> None:
-    """Fixed mode with FakeOcrSpace.sample(name) sends the recorded response unchanged."""
-    with FakeOcrSpace(mode="fixed", body=FakeOcrSpace.sample(sample.name)) as server:
+def test_fixed_mode_sends_a_sample_unchanged() -> None:
+    """Fixed mode with FakeOcrSpace.sample(name) as body sends those bytes, with status 200."""
+    body = FakeOcrSpace.sample("ok_table_tabs.json")
+    with FakeOcrSpace(mode="fixed", body=body) as server:
         response = post(server.url)
-    assert (200, sample.read_bytes()) == (response.status_code, response.content)
+    assert (200, body) == (response.status_code, response.content)
 
 
-def test_samples_are_there() -> None:
-    """The shared folder holds the recorded samples the replay test runs on."""
-    assert 6 <= len(SAMPLES)
+@pytest.mark.parametrize("name", ocrspace_fixtures.names())
+def test_every_fixture_replays_with_its_status_type_and_bytes(name: str) -> None:
+    """replaying(name) answers an accepted upload with the fixture's status, content type and body."""
+    fixture = ocrspace_fixtures.load(name)
+    with FakeOcrSpace.replaying(name) as server:
+        response = post(server.url)
+    assert (fixture.status, fixture.content_type, fixture.body_bytes) == (
+        response.status_code,
+        response.headers["Content-Type"],
+        response.content,
+    )
+
+
+def test_replaying_still_refuses_protocol_violations() -> None:
+    """A replaying fake checks the upload first: a wrong key gets the 403, not the fixture."""
+    with FakeOcrSpace.replaying("ok_two_pages") as server:
+        response = post(server.url, key="WRONG")
+    assert (403, '"The API key is invalid"') == (response.status_code, response.text)
+
+
+# --- Answer fixtures ---------------------------------------------------------------------
+
+
+def test_a_json_fixture_is_sent_as_compact_json() -> None:
+    """A JSON string body is sent with its quotes; an object compactly, non-ASCII kept as UTF-8."""
+    rate_limit = ocrspace_fixtures.load("rate_limit_403_json_string_demo_key")
+    expected = b'"' + rate_limit_sentence(10, 600).encode() + b'"'
+    assert expected == rate_limit.body_bytes
+    assert b'{"error":"E400: No content provided"}' == FakeOcrSpace.sample(
+        "e400_400_no_content_provided"
+    )
+
+
+def test_a_text_fixture_is_sent_as_its_exact_text() -> None:
+    """A body of another content type is sent as its text, without quotes."""
+    expected = rate_limit_sentence(500, 86400).encode()
+    assert expected == ocrspace_fixtures.load("rate_limit_403_plain_text_free_daily").body_bytes
+
+
+def test_a_fixture_without_its_documented_behaviour_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """load() refuses a file whose about does not name its API.md section, or a non-string text body."""
+    monkeypatch.setattr(ocrspace_fixtures, "FOLDER", tmp_path)
+    vague = {"about": "a 403", "status": 403, "content_type": "text/plain", "body": "x"}
+    typed = {"about": "API.md 5.1", "status": 403, "content_type": "text/plain", "body": {}}
+    (tmp_path / "vague.json").write_text(json.dumps(vague))
+    (tmp_path / "typed.json").write_text(json.dumps(typed))
+    with pytest.raises(ValueError, match="must name the API.md section"):
+        ocrspace_fixtures.load("vague")
+    with pytest.raises(ValueError, match="needs its body as a string"):
+        ocrspace_fixtures.load("typed")
+
+
+@pytest.mark.parametrize(
+    ("fault", "name"),
+    [
+        ("rate_limit_json", "rate_limit_403_json_string_demo_key"),
+        ("invalid_key_legacy", "invalid_key_403_json_string"),
+        ("invalid_key_e555", "invalid_key_403_e555_error_object"),
+    ],
+)
+def test_faults_of_a_documented_shape_answer_like_its_fixture(fault: str, name: str) -> None:
+    """The fake's own refusals are byte for byte the fixture of the same documented answer."""
+    fixture = ocrspace_fixtures.load(name)
+    with FakeOcrSpace(mode="text", script=[fault]) as server:
+        response = post(server.url)
+    assert (fixture.status, fixture.content_type, fixture.body_bytes) == (
+        response.status_code,
+        response.headers["Content-Type"],
+        response.content,
+    )
 
 
 # --- Latency and rate limit --------------------------------------------------------------
@@ -511,6 +624,10 @@ def test_rate_limit_can_answer_plain_text() -> None:
 
 # --- Faults ------------------------------------------------------------------------------
 
+BASE64_MESSAGE = (
+    "Not a valid base64 image. The accepted base64 image format is "
+    "'data:image/<content_type>;base64,<base64_image_content>'."
+)
 JSON_FAULTS: dict[str, tuple[int, Any]] = {
     "rate_limit_json": (403, rate_limit_sentence(10, 600)),
     "invalid_key_legacy": (403, "The API key is invalid"),
@@ -527,12 +644,17 @@ JSON_FAULTS: dict[str, tuple[int, Any]] = {
     ),
     "input_exit3": (
         200,
-        json.loads(FakeOcrSpace.sample("error_exit3_not_a_valid_base64_image_issue5")),
+        {
+            "ParsedResults": None,
+            "OCRExitCode": 3,
+            "IsErroredOnProcessing": True,
+            "ErrorMessage": [BASE64_MESSAGE],
+            "ErrorDetails": BASE64_MESSAGE,
+            "ProcessingTimeInMilliseconds": "1",
+            "SearchablePDFURL": None,
+        },
     ),
-    "input_exit99": (
-        200,
-        json.loads(FakeOcrSpace.sample("error_exit99_parameter_invalid_perl_ocrspace_pod")),
-    ),
+    "input_exit99": (200, exit99_naming("attributes")),
     "http400_e501": (400, {"error": E501[0], "details": E501[1]}),
 }
 
