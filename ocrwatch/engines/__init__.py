@@ -1,18 +1,18 @@
-"""The engine registry: a plain mapping from config name to factory.
+"""The engine registry: config name to engine class, loaded on first use.
 
 Engine modules import heavy native libraries (tesserocr, requests' pools), so
-they are imported only when an engine of that kind is created or checked.
+each is imported only when an engine of that kind is created or checked.
 """
 
 from __future__ import annotations
 
-import importlib
 import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from ocrwatch.engines.base import OcrEngine, OcrRequest, OcrResult, Page, Upload, Word
+from ocrwatch.engines.base import EngineSetup, OcrEngine, OcrRequest, OcrResult, Page, Word
 from ocrwatch.errors import EngineUnavailableError
+from ocrwatch.imaging import Upload
 
 if TYPE_CHECKING:
     from ocrwatch.apikey import ApiKey, KeyHolder
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "REGISTRY",
+    "EngineSetup",
     "OcrEngine",
     "OcrRequest",
     "OcrResult",
@@ -28,27 +29,40 @@ __all__ = [
     "Upload",
     "Word",
     "create_engine",
+    "engine_class",
     "language_problem",
 ]
 
-REGISTRY: Mapping[str, str] = {
-    "ocrspace": "ocrwatch.engines.ocrspace:OcrSpaceEngine",
-    "tesseract": "ocrwatch.engines.tesseract:TesseractEngine",
+
+def _ocrspace() -> type[OcrEngine]:
+    from ocrwatch.engines.ocrspace import OcrSpaceEngine
+
+    return OcrSpaceEngine
+
+
+def _tesseract() -> type[OcrEngine]:
+    from ocrwatch.engines.tesseract import TesseractEngine
+
+    return TesseractEngine
+
+
+REGISTRY: Mapping[str, Callable[[], type[OcrEngine]]] = {
+    "ocrspace": _ocrspace,
+    "tesseract": _tesseract,
 }
+"""Each engine's name in the config, and how to load its class."""
 
 
 def engine_class(name: str) -> type[OcrEngine]:
-    """The class registered as ``name``. Raises EngineUnavailableError if it cannot load."""
+    """The class registered as ``name``. Raises EngineUnavailableError if it is unknown or cannot load."""
     try:
-        module_name, _, class_name = REGISTRY[name].partition(":")
+        load = REGISTRY[name]
     except KeyError:
         raise EngineUnavailableError(f"unknown engine {name!r}; known: {', '.join(REGISTRY)}") from None
     try:
-        module = importlib.import_module(module_name)
+        return load()
     except ImportError as error:
         raise EngineUnavailableError(f"the {name} engine cannot load: {error}") from error
-    engine: type[OcrEngine] = getattr(module, class_name)
-    return engine
 
 
 def create_engine(
@@ -61,48 +75,22 @@ def create_engine(
     stop: threading.Event | None = None,
     gate: RequestGate | None = None,
 ) -> OcrEngine:
-    """A ready engine of kind ``name`` built from ``config``.
-
-    ``gate`` lets several ocr.space engine objects (before and after a reload)
-    share one rate limit and pause state.
-    """
-    factories: dict[str, Callable[[], OcrEngine]] = {
-        "ocrspace": lambda: _ocrspace(config, api_key, workers, stop, gate),
-        "tesseract": lambda: _tesseract(config, env),
-    }
-    if name not in factories:
-        raise EngineUnavailableError(f"unknown engine {name!r}; known: {', '.join(REGISTRY)}")
-    return factories[name]()
-
-
-def _ocrspace(
-    config: Config,
-    api_key: ApiKey | KeyHolder | None,
-    workers: int,
-    stop: threading.Event | None,
-    gate: RequestGate | None,
-) -> OcrEngine:
-    if api_key is None:
-        raise EngineUnavailableError("the ocrspace engine needs an API key")
-    engine = engine_class("ocrspace")
-    return engine(config.ocrspace, api_key, pool_size=workers, stop=stop, gate=gate)  # type: ignore[call-arg]
-
-
-def _tesseract(config: Config, env: Mapping[str, str] | None) -> OcrEngine:
-    engine = engine_class("tesseract")
-    return engine(tessdata=config.tesseract.tessdata, deskew=config.tesseract.deskew, env=env)  # type: ignore[call-arg]
+    """A ready engine of kind ``name`` built from ``config``. Raises EngineUnavailableError."""
+    setup = EngineSetup(config=config, api_key=api_key, workers=workers, env=env, stop=stop, gate=gate)
+    return engine_class(name).create(setup)
 
 
 def language_problem(
     name: str, language: str, config: Config, env: Mapping[str, str], *, detect_orientation: bool = True
 ) -> str | None:
     """Why engine ``name`` cannot read ``language`` here (with orientation data if asked), or None."""
-    if name != "tesseract":
-        return None
     try:
-        engine = _tesseract(config, env)
+        engine_type = engine_class(name)
+        if not engine_type.needs_language_data:
+            return None
+        engine = engine_type.create(EngineSetup(config=config, env=env))
         try:
-            engine.check_language(language, detect_orientation=detect_orientation)  # type: ignore[call-arg]
+            engine.check_language(language, detect_orientation=detect_orientation)
         finally:
             engine.close()
     except EngineUnavailableError as error:

@@ -17,15 +17,20 @@ from __future__ import annotations
 import abc
 import contextlib
 import os
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 
+from ocrwatch.imaging import ImageInfo, Upload
+
 if TYPE_CHECKING:
-    from ocrwatch.imaging import ImageInfo
+    from ocrwatch.apikey import ApiKey, KeyHolder
+    from ocrwatch.config import Config
+    from ocrwatch.ratelimit import RequestGate
 
 
 @dataclass(frozen=True)
@@ -61,38 +66,6 @@ class Page:
     """Degrees the engine turned the page to read it (0, 90, 180, 270), if it says."""
     error: str | None = None
     """Set when this page failed while others succeeded (ocr.space partial results)."""
-
-
-@dataclass(frozen=True)
-class Upload:
-    """What was sent over the network: the bytes and how they relate to the image."""
-
-    data: bytes = field(repr=False)
-    filetype: str
-    """ocr.space ``filetype`` value: JPG, PNG, GIF, TIF or BMP."""
-    extension: str
-    scale: float
-    """Uploaded pixels per image pixel (1.0, or less after downscaling)."""
-    width: int
-    height: int
-    grayscale: bool
-    quality: int | None
-    """JPEG quality of the final encode; None when the original bytes went as-is."""
-    encodes: int
-    """How many encodes it took to fit the budget (0 when the original went as-is)."""
-
-    def describe(self) -> dict[str, Any]:
-        """The upload's facts for a sidecar, without the bytes."""
-        return {
-            "bytes": len(self.data),
-            "filetype": self.filetype,
-            "scale": self.scale,
-            "width": self.width,
-            "height": self.height,
-            "grayscale": self.grayscale,
-            "quality": self.quality,
-            "encodes": self.encodes,
-        }
 
 
 @dataclass(frozen=True)
@@ -175,8 +148,23 @@ class RequestRecord:
 RequestObserver = Callable[[RequestRecord], None]
 
 
+@dataclass(frozen=True)
+class EngineSetup:
+    """What an engine may need to be built: the config, and the parts a process shares."""
+
+    config: Config
+    api_key: ApiKey | KeyHolder | None = None
+    workers: int = 4
+    """Files the engine reads at once (ocr.space: requests in flight)."""
+    env: Mapping[str, str] | None = None
+    stop: threading.Event | None = None
+    """Set at shutdown: waits and retries end early."""
+    gate: RequestGate | None = None
+    """Shared by the ocr.space engine objects of a process (before and after a reload)."""
+
+
 class OcrEngine(abc.ABC):
-    """Base class for engines. Subclasses register themselves in ``engines.REGISTRY``.
+    """Base class for engines, each listed in ``engines.REGISTRY``.
 
     ``observer``, when set, is called after every request the engine makes
     (each HTTP attempt for ocr.space, each recognition for Tesseract), from the
@@ -184,7 +172,14 @@ class OcrEngine(abc.ABC):
     """
 
     name: ClassVar[str]
+    needs_language_data: ClassVar[bool] = False
+    """True when the engine reads languages from data installed here (checked at start)."""
     observer: RequestObserver | None = None
+
+    @classmethod
+    @abc.abstractmethod
+    def create(cls, setup: EngineSetup) -> Self:
+        """An engine built from ``setup``. Raises EngineUnavailableError when it cannot run here."""
 
     def _observe(self, outcome: str, seconds: float, upload_bytes: int = 0) -> None:
         if self.observer is not None:
@@ -226,8 +221,9 @@ class OcrEngine(abc.ABC):
         """
         return False
 
-    def check_language(self, language: str) -> None:  # noqa: B027 - optional hook
-        """Raise :class:`ocrwatch.errors.EngineUnavailableError` if ``language`` cannot be read."""
+    def check_language(self, language: str, *, detect_orientation: bool = True) -> None:  # noqa: B027 - optional hook
+        """Raise :class:`ocrwatch.errors.EngineUnavailableError` if ``language`` (and, when asked,
+        orientation detection) cannot be read here."""
 
     def settings(self) -> dict[str, Any]:
         """Engine-level settings that shape results, recorded in sidecars (never secrets)."""

@@ -21,7 +21,7 @@ from typing import Any
 import tesserocr
 
 from ocrwatch import languages, preprocess
-from ocrwatch.engines.base import OcrEngine, OcrRequest, OcrResult, Page, Word
+from ocrwatch.engines.base import EngineSetup, OcrEngine, OcrRequest, OcrResult, Page, Word
 from ocrwatch.errors import BadInputError, EngineUnavailableError, OcrError
 
 logger = logging.getLogger(__name__)
@@ -40,6 +40,12 @@ class TesseractEngine(OcrEngine):
     """
 
     name = "tesseract"
+    needs_language_data = True
+
+    @classmethod
+    def create(cls, setup: EngineSetup) -> TesseractEngine:
+        tesseract = setup.config.tesseract
+        return cls(tessdata=tesseract.tessdata, deskew=tesseract.deskew, env=setup.env)
 
     def __init__(
         self,

@@ -12,7 +12,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from ocrwatch.engines.ocrspace_answer import read_answer
+from ocrwatch.engines.ocrspace.answer import read_answer
 from ocrwatch.errors import OcrError
 from tests.integration.test_once import SCHEMA, ocrwatch, record, save, text_of, write_config
 from tests.support.ocrspace_server import FakeOcrSpace

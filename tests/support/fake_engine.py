@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping
 from typing import ClassVar
 
-from ocrwatch.engines.base import OcrEngine, OcrRequest, OcrResult, Page, Word
+from ocrwatch.engines.base import EngineSetup, OcrEngine, OcrRequest, OcrResult, Page, Word
 
 
 class FakeEngine(OcrEngine):
@@ -29,6 +29,10 @@ class FakeEngine(OcrEngine):
         self.calls: list[str] = []
         self.closed = False
         self._lock = threading.Lock()
+
+    @classmethod
+    def create(cls, setup: EngineSetup) -> FakeEngine:
+        return cls()
 
     def recognize(self, request: OcrRequest) -> OcrResult:
         started = time.perf_counter()

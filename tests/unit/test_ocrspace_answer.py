@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from ocrwatch.engines.ocrspace_answer import read_answer
+from ocrwatch.engines.ocrspace.answer import read_answer
 from ocrwatch.errors import (
     BadInputError,
     InvalidKeyError,

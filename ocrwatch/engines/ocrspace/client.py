@@ -1,6 +1,7 @@
 """The ocr.space engine: fit the upload, send it, retry what may heal, map boxes back.
 
-Requests follow ``API.md`` to the letter: multipart with one file part whose
+Requests follow the API's documented behaviour to the letter (each answer shape
+is recorded in ``tests/data/ocrspace``): multipart with one file part whose
 name ends in the extension of its bytes, ``filetype`` set, booleans as
 lowercase ``"true"``/``"false"``, the key in the ``apikey`` header, no
 parameter the API does not list, and separate connect and read timeouts.
@@ -31,15 +32,25 @@ from requests.adapters import HTTPAdapter
 from ocrwatch import __version__, imaging
 from ocrwatch.apikey import ApiKey, KeyHolder
 from ocrwatch.config import OcrSpaceConfig
-from ocrwatch.engines.base import OcrEngine, OcrRequest, OcrResult, Page, Prepared, Upload, cores
-from ocrwatch.engines.ocrspace_answer import Answer, read_answer
+from ocrwatch.engines.base import (
+    EngineSetup,
+    OcrEngine,
+    OcrRequest,
+    OcrResult,
+    Page,
+    Prepared,
+    cores,
+)
+from ocrwatch.engines.ocrspace.answer import Answer, read_answer
 from ocrwatch.errors import (
+    EngineUnavailableError,
     Interrupted,
     InvalidKeyError,
     OcrError,
     RateLimitError,
     TransientError,
 )
+from ocrwatch.imaging import Upload
 from ocrwatch.ratelimit import RequestGate
 
 logger = logging.getLogger(__name__)
@@ -67,6 +78,12 @@ class OcrSpaceEngine(OcrEngine):
     """OCR through the ocr.space HTTP API."""
 
     name = "ocrspace"
+
+    @classmethod
+    def create(cls, setup: EngineSetup) -> OcrSpaceEngine:
+        if setup.api_key is None:
+            raise EngineUnavailableError("the ocrspace engine needs an API key")
+        return cls(setup.config.ocrspace, setup.api_key, pool_size=setup.workers, stop=setup.stop, gate=setup.gate)
 
     def __init__(
         self,
@@ -98,9 +115,6 @@ class OcrSpaceEngine(OcrEngine):
 
     def settings(self) -> dict[str, object]:
         return {"ocr_engine": self.config.ocr_engine}
-
-    def check_language(self, language: str) -> None:
-        """ocr.space accepts any 3-letter code; ``auto`` needs engine 2 or 3 (checked in the plan)."""
 
     def takes_original(self, original: bytes, info: imaging.ImageInfo) -> bool:
         return imaging.sendable(

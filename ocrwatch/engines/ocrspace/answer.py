@@ -4,7 +4,8 @@ The API answers most failures with HTTP 200 and a JSON object, some with a
 403 whose body is a bare JSON string (or plain text), and since 2026 some with
 HTTP 400/403 and ``{"error": "E501: ...", "details": ...}``. This module turns
 any of them into pages of text or into one of the classified errors of
-:mod:`ocrwatch.errors`, following ``API.md`` (sections 3 to 5). It does no I/O.
+:mod:`ocrwatch.errors`; ``tests/data/ocrspace`` holds one answer of each shape. It
+does no I/O.
 
 Residual uncertainty, documented rather than guessed away: a 403 whose text is
 neither the rate-limit sentence nor an invalid-key message is treated as a
