@@ -30,11 +30,11 @@ def finish(path: Path, inbox: InboxPlan, *, success: bool) -> Path | None:
 
     Raises OSError when the move or delete fails; the image then stays where it is.
     """
-    if success and inbox.after == "delete":
+    if success and inbox.config.after == "delete":
         path.unlink()
         logger.info("deleted %s (its sidecars are written)", path)
         return None
-    if success and inbox.after == "move" and inbox.done_dir is not None:
+    if success and inbox.config.after == "move" and inbox.done_dir is not None:
         moved = relocate(path, inbox, inbox.done_dir, failed=False)
         logger.info("moved %s to %s", path, moved)
         return moved
@@ -55,7 +55,7 @@ def sidecars_after(path: Path, inbox: InboxPlan, final: Path | None) -> SidecarP
 def changes_location(inbox: InboxPlan, *, success: bool) -> bool:
     """True when :func:`finish` would move or delete the image."""
     if success:
-        return inbox.after == "delete" or (inbox.after == "move" and inbox.done_dir is not None)
+        return inbox.config.after == "delete" or (inbox.config.after == "move" and inbox.done_dir is not None)
     return inbox.failed_dir is not None
 
 

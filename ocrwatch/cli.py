@@ -221,7 +221,7 @@ def _describe_inbox(plan: Plan, inbox: InboxPlan) -> str:
         f"  engine:    {engine}",
         f"             because {inbox.engine_reason}",
         f"  language:  {rules.language}",
-        f"  patterns:  {' '.join(inbox.patterns)}{' (recursive)' if inbox.recursive else ''}",
+        f"  patterns:  {' '.join(inbox.config.patterns)}{' (recursive)' if inbox.recursive else ''}",
         f"  crop:      {_describe_rule(rules.crop.describe()) if rules.crop else 'none (whole image)'}",
     ]
     if rules.regions:

@@ -64,14 +64,14 @@ class Finisher:
             try:
                 final = after.finish(path, inbox, success=success)
             except OSError as error:
-                logger.error("%s: cannot %s it: %s", path, inbox.after if success else "move", error)
+                logger.error("%s: cannot %s it: %s", path, inbox.config.after if success else "move", error)
         if self.cache is not None:
             if final == path:
                 current.remember(self.cache, path, inbox, "done" if success else "failed")
             else:
                 self.cache.forget(path)
-        if inbox.hooks:
-            self.hooks.submit(inbox.hooks, event(path, inbox, final, outcome, success=success, engine=engine))
+        if inbox.config.hooks:
+            self.hooks.submit(inbox.config.hooks, event(path, inbox, final, outcome, success=success, engine=engine))
         return final
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ocrwatch.apikey import CREDENTIAL_NAME, ENV_KEY, ApiKey, find_api_key
-from ocrwatch.config import DEFAULT_PATTERNS, Config, HookConfig, InboxConfig, LoadedConfig
+from ocrwatch.config import Config, EngineName, InboxConfig, LoadedConfig
 from ocrwatch.errors import ConfigError
 from ocrwatch.geometry import BoxRule, CropRule
 
@@ -30,7 +30,7 @@ OCRSPACE_ENGINE2_MAX_SIDE = 5000
 class Rules:
     """Everything that shapes the OCR result of one image; its fingerprint goes in sidecars."""
 
-    engine: str
+    engine: EngineName
     language: str = "eng"
     crop: CropRule | None = None
     regions: tuple[tuple[str, BoxRule], ...] = ()
@@ -63,25 +63,56 @@ class Rules:
 
 @dataclass(frozen=True)
 class InboxPlan:
-    """One inbox as it will be processed."""
+    """One inbox as it will be processed: its validated options and what the plan resolved for it.
 
+    Options the plan takes as written (``watch``, ``after``, ``patterns``,
+    ``hooks``, ...) are read from :attr:`config`, with the config's own types.
+    The attributes here are the ones the plan decides: the engine and rules,
+    the folders ocrwatch writes to, and the scope (:attr:`path` and
+    :attr:`recursive`), which a one-off walk of a folder may narrow or widen
+    with ``dataclasses.replace`` without touching the config.
+    """
+
+    # Not hashed: a dict of regions makes the model unhashable, and the plan is hashable without it.
+    config: InboxConfig = field(hash=False)
+    """The inbox's entry in the config file as validated (for loose files: the defaults)."""
     index: int | None
     """Position in ``inboxes``; None for files given on the command line outside any inbox."""
     path: Path
+    """The folder this plan covers: ``config.path``, or a folder walked on its own."""
+    recursive: bool
+    """Whether sub-folders of :attr:`path` belong to it: ``config.recursive``, unless a walk says otherwise."""
     rules: Rules
     engine_reason: str
-    patterns: tuple[str, ...] = DEFAULT_PATTERNS
-    recursive: bool = False
-    output: Path | None = None
-    follow_symlinks: bool = False
-    watch: str = "auto"
-    poll_interval: float = 5.0
-    settle_seconds: float | None = None
-    incomplete_timeout: float = 600.0
-    after: str = "keep"
-    done_dir: Path | None = None
-    failed_dir: Path | None = None
-    hooks: tuple[HookConfig, ...] = ()
+
+    @classmethod
+    def of(cls, config: InboxConfig, *, index: int | None, rules: Rules, engine_reason: str) -> InboxPlan:
+        """The plan of the inbox ``config``, covering its folder as configured."""
+        return cls(
+            config=config,
+            index=index,
+            path=config.path,
+            recursive=config.recursive,
+            rules=rules,
+            engine_reason=engine_reason,
+        )
+
+    @property
+    def output(self) -> Path | None:
+        """Where sidecars go (mirroring the inbox's folders); None: next to each image."""
+        return self.config.output
+
+    @property
+    def done_dir(self) -> Path | None:
+        """Where finished images are moved: set only with ``after: move``, default ``done`` in the inbox."""
+        if self.config.after != "move":
+            return None
+        return self.config.done_dir or self.config.path / "done"
+
+    @property
+    def failed_dir(self) -> Path | None:
+        """Where failed images are moved, if anywhere."""
+        return self.config.failed_dir
 
     @property
     def excluded(self) -> tuple[Path, ...]:
@@ -95,7 +126,7 @@ class InboxPlan:
     def matches(self, name: str) -> bool:
         """True when a file called ``name`` is one this inbox OCRs."""
         lowered = name.lower()
-        return any(fnmatch.fnmatchcase(lowered, pattern.lower()) for pattern in self.patterns)
+        return any(fnmatch.fnmatchcase(lowered, pattern.lower()) for pattern in self.config.patterns)
 
     def contains(self, path: Path) -> bool:
         """True when ``path`` lies in this inbox (directly, or below it when recursive)."""
@@ -164,34 +195,17 @@ def make_plan(
 
     plans = []
     for index, inbox in enumerate(config.inboxes):
-        engine: str
+        engine: EngineName
         if inbox.engine is not None:
             engine, reason = inbox.engine, f"inboxes[{index}].engine"
         else:
             engine, reason = default_engine, default_reason
         plans.append(
-            InboxPlan(
-                index=index,
-                path=inbox.path,
-                rules=_rules(config, inbox, engine),
-                engine_reason=reason,
-                patterns=inbox.patterns,
-                recursive=inbox.recursive,
-                output=inbox.output,
-                follow_symlinks=inbox.follow_symlinks,
-                watch=inbox.watch,
-                poll_interval=inbox.poll_interval,
-                settle_seconds=inbox.settle_seconds,
-                incomplete_timeout=inbox.incomplete_timeout,
-                after=inbox.after,
-                done_dir=(inbox.done_dir or inbox.path / "done") if inbox.after == "move" else None,
-                failed_dir=inbox.failed_dir,
-                hooks=inbox.hooks,
-            )
+            InboxPlan.of(inbox, index=index, rules=_rules(config, inbox, engine), engine_reason=reason)
         )
-    loose = InboxPlan(
+    loose = InboxPlan.of(
+        InboxConfig(path=Path("/")),
         index=None,
-        path=Path("/"),
         rules=Rules(
             engine=default_engine,
             engine_options=_engine_options(config, default_engine, table=False, scale=False),
@@ -233,7 +247,7 @@ def make_plan(
     return Plan(loaded=loaded, inboxes=tuple(plans), loose=loose, api_key=lookup.key, warnings=tuple(warnings))
 
 
-def _default_engine(config: Config, key: ApiKey | None) -> tuple[str, str]:
+def _default_engine(config: Config, key: ApiKey | None) -> tuple[EngineName, str]:
     if config.engine is not None:
         return config.engine, "engine set in the config"
     if key is not None:
@@ -245,7 +259,7 @@ def _default_engine(config: Config, key: ApiKey | None) -> tuple[str, str]:
     )
 
 
-def _engine_options(config: Config, engine: str, *, table: bool, scale: bool) -> tuple[tuple[str, Any], ...]:
+def _engine_options(config: Config, engine: EngineName, *, table: bool, scale: bool) -> tuple[tuple[str, Any], ...]:
     if engine == "ocrspace":
         return (
             ("ocr_engine", config.ocrspace.ocr_engine),
@@ -256,7 +270,7 @@ def _engine_options(config: Config, engine: str, *, table: bool, scale: bool) ->
     return (("deskew", config.tesseract.deskew),)
 
 
-def _rules(config: Config, inbox: InboxConfig, engine: str) -> Rules:
+def _rules(config: Config, inbox: InboxConfig, engine: EngineName) -> Rules:
     return Rules(
         engine=engine,
         language=inbox.language,

@@ -135,16 +135,16 @@ def _unescape(field: str) -> str:
 
 def choose_mode(inbox: InboxPlan, mountinfo: str | None = None) -> WatchMode:
     """``native`` or ``poll`` for an inbox, honouring its ``watch`` setting."""
-    if inbox.watch == "native":
+    if inbox.config.watch == "native":
         return WatchMode("native", "watch: native in the config")
-    if inbox.watch == "poll":
-        return WatchMode("poll", f"watch: poll in the config, every {inbox.poll_interval:g} s")
+    if inbox.config.watch == "poll":
+        return WatchMode("poll", f"watch: poll in the config, every {inbox.config.poll_interval:g} s")
     fstype, mount_point = filesystem_of(inbox.path, mountinfo)
     if fstype in NETWORK_FILESYSTEMS or fstype.startswith("fuse") or fstype.startswith("nfs"):
         return WatchMode(
             "poll",
             f"{fstype} file system at {mount_point}: inotify misses remote writes; "
-            f"polling every {inbox.poll_interval:g} s",
+            f"polling every {inbox.config.poll_interval:g} s",
         )
     return WatchMode("native", f"local {fstype} file system at {mount_point}")
 
@@ -246,11 +246,11 @@ class Watcher:
             try:
                 observer = self._start_native(inbox)
             except OSError as error:
-                mode = WatchMode("poll", _inotify_advice(error) + f"; polling every {inbox.poll_interval:g} s instead")
+                mode = WatchMode("poll", _inotify_advice(error) + f"; polling every {inbox.config.poll_interval:g} s instead")
                 logger.error("%s: %s", inbox.path, mode.reason)
         if observer is None and mode.kind == "poll":
             try:
-                observer = self._start(PollingObserver(timeout=inbox.poll_interval), inbox)
+                observer = self._start(PollingObserver(timeout=inbox.config.poll_interval), inbox)
             except OSError as error:
                 mode = WatchMode("missing", f"cannot watch {inbox.path} ({error.strerror or error}); trying again")
                 logger.error("%s", mode.reason)

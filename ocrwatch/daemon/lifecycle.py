@@ -240,8 +240,8 @@ class Daemon:
     # Watching.
 
     def _settle_seconds(self, inbox: InboxPlan) -> float:
-        if inbox.settle_seconds is not None:
-            return inbox.settle_seconds
+        if inbox.config.settle_seconds is not None:
+            return inbox.config.settle_seconds
         mode = self.watcher.modes().get(inbox.path)
         return SETTLE_POLL_SECONDS if mode is not None and mode.kind == "poll" else SETTLE_NATIVE_SECONDS
 

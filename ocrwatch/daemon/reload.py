@@ -57,8 +57,8 @@ def apply_plan(
         before = old.get(path)
         if before is None:
             watch(inbox)
-        elif (before.recursive, before.watch, before.poll_interval, before.patterns) != (
-            inbox.recursive, inbox.watch, inbox.poll_interval, inbox.patterns
+        elif (before.recursive, before.config.watch, before.config.poll_interval, before.config.patterns) != (
+            inbox.recursive, inbox.config.watch, inbox.config.poll_interval, inbox.config.patterns
         ) or before.excluded != inbox.excluded:
             watcher.unwatch(path)
             watch(inbox)

@@ -103,7 +103,7 @@ class Scanner:
                 break
             if folder is not None and not scan.is_candidate(path, inbox, inbox.excluded):
                 continue
-            info = _stat(path, follow=inbox.follow_symlinks)
+            info = _stat(path, follow=inbox.config.follow_symlinks)
             if info is None:
                 continue
             try:
@@ -131,7 +131,7 @@ class Scanner:
 
         def content_hash() -> str | None:
             try:
-                return read_source(path, follow_symlinks=inbox.follow_symlinks).sha256
+                return read_source(path, follow_symlinks=inbox.config.follow_symlinks).sha256
             except (SourceGone, FileError):
                 return None
 

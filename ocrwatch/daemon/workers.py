@@ -156,7 +156,7 @@ class Workers:
             attempt=entry.attempt,
             first_attempt=entry.first_attempt,
             requests_before=entry.requests,
-            follow_symlinks=inbox.follow_symlinks,
+            follow_symlinks=inbox.config.follow_symlinks,
         )
         if isinstance(outcome.error, OcrError):
             entry.requests += outcome.error.attempts
@@ -166,7 +166,7 @@ class Workers:
         """The retryable classifications for which this attempt is the last."""
         give_up = set()
         waited = time.time() - (entry.first_attempt or time.time())
-        if waited >= entry.inbox.incomplete_timeout:
+        if waited >= entry.inbox.config.incomplete_timeout:
             give_up.add("incomplete")
         if entry.attempt >= self.context.plan.config.transient_attempts:
             give_up.add("transient")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ocrwatch.config import InboxConfig, WatchSetting
 from ocrwatch.plan import InboxPlan, Rules
 from ocrwatch.watcher import choose_mode, filesystem_of
 
@@ -16,8 +17,9 @@ MOUNTINFO = """\
 """
 
 
-def inbox(path: str, watch: str = "auto") -> InboxPlan:
-    return InboxPlan(index=0, path=Path(path), rules=Rules(engine="tesseract"), engine_reason="", watch=watch)
+def inbox(path: str, watch: WatchSetting = "auto") -> InboxPlan:
+    config = InboxConfig(path=Path(path), watch=watch)
+    return InboxPlan.of(config, index=0, rules=Rules(engine="tesseract"), engine_reason="")
 
 
 def test_longest_mount_point_wins() -> None:
