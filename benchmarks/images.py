@@ -3,8 +3,9 @@
 Owns: ~1 megapixel JPEG pages (phone-photo sized), 300-dpi A4 colour scans
 from :func:`tests.support.render.a4_scan` with the text they show (cached on
 disk, since rendering one takes about a second), distinct tiny PNGs for
-backlog runs, the shared corpus with its ground truth, and the character
-error rate.
+backlog runs, pages with ground truth (the shared corpus, or where it is
+absent the rendered page kinds of :data:`tests.support.render.KINDS`), and
+the character error rate.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from typing import Any
 import cv2
 import numpy as np
 from PIL import Image
-from rapidfuzz.distance import Levenshtein
 
 from tests.support import render
 from tests.support.paths import corpus_images, ground_truth
@@ -34,6 +34,7 @@ MEGAPIXEL_QUALITY = 90
 A4_QUALITY = 92
 """Scanners' 'high quality' JPEG setting; a 300-dpi A4 colour page comes out at about 2.7 MB."""
 SMALL_SIDE = 64
+RENDERED_SEED = 1
 WORDS = (
     "invoice",
     "receipt",
@@ -69,17 +70,6 @@ WORDS = (
     "thank",
     "you",
 )
-
-
-def fold(text: str) -> str:
-    """Runs of whitespace folded to one space, ends trimmed (the corpus's CER convention)."""
-    return " ".join(text.split())
-
-
-def cer(hypothesis: str, truth: str) -> float:
-    """Character error rate: Levenshtein distance after folding whitespace, over the truth's length."""
-    expected = fold(truth)
-    return Levenshtein.distance(fold(hypothesis), expected) / max(1, len(expected))
 
 
 # --------------------------------------------------------------------------
@@ -213,11 +203,41 @@ def small_png(index: int) -> bytes:
 # The corpus
 
 
-def corpus(limit: int | None = None) -> list[tuple[Path, str]]:
-    """(image, ground truth) for the shared corpus, smallest files first when limited."""
+@dataclass(frozen=True)
+class PageSet:
+    """Images with their ground truth, and the name of the set they come from, for the report."""
+
+    label: str
+    pages: list[tuple[Path, str]]
+
+
+def corpus(cache_dir: Path, limit: int | None = None) -> PageSet:
+    """The shared corpus with its ground truth, or the rendered pages where it is absent.
+
+    Smallest files first when limited. Without ``../shared`` (a fresh clone) the
+    page kinds ocrwatch renders itself stand in, so every measurement still runs
+    and says which set it read.
+    """
     images = corpus_images()
-    if not images:
-        raise RuntimeError("the shared corpus is missing (set OCRWATCH_SHARED)")
+    if images:
+        pages = [(path, ground_truth(path)) for path in images]
+        label = "corpus"
+    else:
+        pages = rendered_pages(cache_dir)
+        label = "rendered pages"
     if limit is not None:
-        images = sorted(images, key=lambda path: path.stat().st_size)[:limit]
-    return [(path, ground_truth(path)) for path in images]
+        pages = sorted(pages, key=lambda page: page[0].stat().st_size)[:limit]
+    return PageSet(label, pages)
+
+
+def rendered_pages(cache_dir: Path) -> list[tuple[Path, str]]:
+    """Every page kind of :data:`render.KINDS` as a file in ``cache_dir``, with its exact text."""
+    folder = cache_dir / f"rendered-{_renderer_version()}"
+    pages = []
+    for kind, make in render.KINDS.items():
+        page = make(RENDERED_SEED)
+        path = folder / f"{kind}{page.suffix}"
+        if not path.exists():
+            os.replace(page.write(folder, f".{kind}.tmp"), path)
+        pages.append((path, page.text))
+    return pages

@@ -38,7 +38,7 @@ from benchmarks.harness import (
     sidecar,
 )
 from benchmarks.images import a4_scans
-from ocrwatch.batch import OCRSPACE_WORKERS
+from ocrwatch.once import OCRSPACE_WORKERS
 
 NAME = "throughput"
 CROP_LEFT = 400
@@ -113,7 +113,9 @@ def run(ctx: Context) -> list[Row]:
                 started = time.perf_counter()
                 for path in staged:
                     os.rename(path, inbox / path.name)
-                finished = arrivals.wait_all([sidecar(inbox / path.name) for path in staged], timeout)
+                finished = arrivals.wait_all(
+                    [sidecar(inbox / path.name) for path in staged], timeout
+                )
                 ours[workers].append(len(batch) / (max(finished) - started))
                 if workers == DEFAULT_WORKERS:
                     cpu_after = daemon.cpu_seconds(), cpu_seconds(server.process.pid)
@@ -173,7 +175,8 @@ def _rows(
     upload_mean = sum(u["bytes"] for u in uploads) / max(1, len(uploads))
     encodes_mean = sum(u["encodes"] for u in uploads) / max(1, len(uploads))
     rounds = "; ".join(
-        f"{workers} workers {', '.join(f'{rate:.2f}' for rate in ours[workers])}" for workers in WORKER_COUNTS
+        f"{workers} workers {', '.join(f'{rate:.2f}' for rate in ours[workers])}"
+        for workers in WORKER_COUNTS
     )
     notes = (
         f"{count} A4 300-dpi colour scans (JPEG q92, ~2.7 MB), crop left {CROP_LEFT}, median of "

