@@ -27,7 +27,7 @@ from benchmarks.images import corpus
 from ocrwatch import imaging
 from ocrwatch.config import DEFAULT_MAX_PIXELS
 from ocrwatch.engines.base import OcrRequest
-from ocrwatch.engines.tesseract import TesseractEngine
+from ocrwatch.engines.tesseract.engine import TesseractEngine
 from tests.support.scoring import cer
 
 NAME = "accuracy"

@@ -22,7 +22,7 @@ from benchmarks.images import a4_scans, corpus
 from ocrwatch import imaging
 from ocrwatch.config import DEFAULT_MAX_PIXELS, FREE_TIER_UPLOAD_BYTES
 from ocrwatch.engines.base import OcrRequest
-from ocrwatch.engines.tesseract import TesseractEngine
+from ocrwatch.engines.tesseract.engine import TesseractEngine
 from tests.support.scoring import cer
 
 NAME = "upload_fit"

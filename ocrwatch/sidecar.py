@@ -1,4 +1,4 @@
-"""Sidecar files: their names, atomic writing, and deciding whether one is current.
+"""Sidecar files: their names, atomic writing, and the record comparisons :mod:`ocrwatch.current` uses.
 
 For an image ``scan.jpg`` the sidecars are ``scan.jpg.txt`` (the text),
 ``scan.jpg.json`` (the record: source, settings, text, boxes, timings) and, when

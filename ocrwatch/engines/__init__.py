@@ -35,13 +35,13 @@ __all__ = [
 
 
 def _ocrspace() -> type[OcrEngine]:
-    from ocrwatch.engines.ocrspace import OcrSpaceEngine
+    from ocrwatch.engines.ocrspace.client import OcrSpaceEngine
 
     return OcrSpaceEngine
 
 
 def _tesseract() -> type[OcrEngine]:
-    from ocrwatch.engines.tesseract import TesseractEngine
+    from ocrwatch.engines.tesseract.engine import TesseractEngine
 
     return TesseractEngine
 

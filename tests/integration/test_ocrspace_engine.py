@@ -11,7 +11,7 @@ import pytest
 from ocrwatch.apikey import ApiKey, KeyHolder
 from ocrwatch.config import OcrSpaceConfig
 from ocrwatch.engines.base import OcrRequest
-from ocrwatch.engines.ocrspace import OcrSpaceEngine, upload_name
+from ocrwatch.engines.ocrspace.client import OcrSpaceEngine, upload_name
 from ocrwatch.errors import (
     BadInputError,
     Interrupted,

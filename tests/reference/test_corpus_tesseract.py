@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
-from ocrwatch import preprocess
 from ocrwatch.engines.base import OcrRequest
-from ocrwatch.engines.tesseract import TesseractEngine
+from ocrwatch.engines.tesseract import preprocess
+from ocrwatch.engines.tesseract.engine import TesseractEngine
 from tests.support.paths import CORPUS, ground_truth
 from tests.support.scoring import cer
 

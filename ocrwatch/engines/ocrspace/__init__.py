@@ -1,5 +1,2 @@
-"""The ocr.space engine: :mod:`.client` sends uploads and retries; :mod:`.answer` reads what comes back."""
-
-from ocrwatch.engines.ocrspace.client import OcrSpaceEngine, upload_name
-
-__all__ = ["OcrSpaceEngine", "upload_name"]
+"""The ocr.space engine: :mod:`.client` fits uploads, sends them and retries; :mod:`.answer` reads
+every answer shape the API returns. Importing this package loads neither."""

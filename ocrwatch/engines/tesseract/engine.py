@@ -4,8 +4,8 @@ It owns the Tesseract API objects (one per worker thread and language, made
 on first use and ended in :meth:`TesseractEngine.close`), the choice of page
 segmentation mode, and turning Tesseract's results into :class:`Page` text and
 word boxes in the caller's pixels. Image preparation lives in
-:mod:`ocrwatch.preprocess`, language names and data folders in
-:mod:`ocrwatch.languages`. No subprocess, no temporary files.
+:mod:`.preprocess`, language names and data folders in
+:mod:`.languages`. No subprocess, no temporary files.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from typing import Any
 
 import tesserocr
 
-from ocrwatch import languages, preprocess
 from ocrwatch.engines.base import EngineSetup, OcrEngine, OcrRequest, OcrResult, Page, Word
+from ocrwatch.engines.tesseract import languages, preprocess
 from ocrwatch.errors import BadInputError, EngineUnavailableError, OcrError
 
 logger = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ RECOGNIZE_TIMEOUT_MS = 300_000
 """Longest Tesseract may spend on one image; a 300 dpi page takes about 2 s."""
 DEGREES_PER_QUARTER_TURN = 90
 PREPROCESS_VERSION = 1
-"""Bump when :mod:`ocrwatch.preprocess` changes what Tesseract sees."""
+"""Bump when :mod:`.preprocess` changes what Tesseract sees."""
 
 
 class TesseractEngine(OcrEngine):
