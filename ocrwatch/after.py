@@ -55,7 +55,9 @@ def sidecars_after(path: Path, inbox: InboxPlan, final: Path | None) -> SidecarP
 def changes_location(inbox: InboxPlan, *, success: bool) -> bool:
     """True when :func:`finish` would move or delete the image."""
     if success:
-        return inbox.config.after == "delete" or (inbox.config.after == "move" and inbox.done_dir is not None)
+        return inbox.config.after == "delete" or (
+            inbox.config.after == "move" and inbox.done_dir is not None
+        )
     return inbox.failed_dir is not None
 
 
@@ -71,7 +73,11 @@ def relocate(path: Path, inbox: InboxPlan, folder: Path, *, failed: bool) -> Pat
     move(path, target)
     if inbox.output is None:
         before, after = SidecarPaths.of(path), SidecarPaths.of(target)
-        pairs = [(before.error, after.error)] if failed else [(before.text, after.text), (before.result, after.result)]
+        pairs = (
+            [(before.error, after.error)]
+            if failed
+            else [(before.text, after.text), (before.result, after.result)]
+        )
         for source, destination in pairs:
             with contextlib.suppress(FileNotFoundError):
                 move(source, destination)

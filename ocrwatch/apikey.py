@@ -125,7 +125,8 @@ def _read_key_file(path: Path, what: str, config_path: Path | None) -> str:
         raise ConfigError(_where(config_path, what) + f"{path} is empty")
     if any(char.isspace() for char in lines[0]):
         raise ConfigError(
-            _where(config_path, what) + f"the first line of {path} contains spaces; it should hold only the key"
+            _where(config_path, what)
+            + f"the first line of {path} contains spaces; it should hold only the key"
         )
     return lines[0]
 

@@ -92,7 +92,10 @@ def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
         help="more detail; twice for library debug output",
     )
     parser.add_argument(
-        "-q", "--quiet", action="store_true", default=argparse.SUPPRESS if suppress else False,
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=argparse.SUPPRESS if suppress else False,
         help="warnings and errors only",
     )
 
@@ -108,7 +111,9 @@ def _parser() -> argparse.ArgumentParser:
     _common(parser, suppress=False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    check = commands.add_parser("check", help="validate the config and show what each inbox will do")
+    check = commands.add_parser(
+        "check", help="validate the config and show what each inbox will do"
+    )
     _common(check, suppress=True)
     check.set_defaults(handler=cmd_check)
 
@@ -120,10 +125,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     _common(once_parser, suppress=True)
     once_parser.add_argument("paths", nargs="*", metavar="PATH", help="files or folders to process")
-    once_parser.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders of PATH folders")
-    once_parser.add_argument("--force", action="store_true", help="process files even when their sidecar is current")
     once_parser.add_argument(
-        "--retry-failed", action="store_true", help="try files again that failed before with the same settings"
+        "-r", "--recursive", action="store_true", help="descend into sub-folders of PATH folders"
+    )
+    once_parser.add_argument(
+        "--force", action="store_true", help="process files even when their sidecar is current"
+    )
+    once_parser.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="try files again that failed before with the same settings",
     )
     once_parser.set_defaults(handler=cmd_once)
 
@@ -158,11 +169,17 @@ def _parser() -> argparse.ArgumentParser:
         "into their inbox) and ask a running daemon to rescan now.",
     )
     _common(retry, suppress=True)
-    retry.add_argument("paths", nargs="*", metavar="PATH", help="failed images or their .error.json files")
+    retry.add_argument(
+        "paths", nargs="*", metavar="PATH", help="failed images or their .error.json files"
+    )
     retry.set_defaults(handler=cmd_retry)
 
-    schema = commands.add_parser("schema", help="print the JSON Schema of the config (or of the sidecars)")
-    schema.add_argument("--sidecar", action="store_true", help="the schema of the .json/.error.json sidecars")
+    schema = commands.add_parser(
+        "schema", help="print the JSON Schema of the config (or of the sidecars)"
+    )
+    schema.add_argument(
+        "--sidecar", action="store_true", help="the schema of the .json/.error.json sidecars"
+    )
     schema.set_defaults(handler=cmd_schema)
     return parser
 
@@ -225,14 +242,20 @@ def _describe_inbox(plan: Plan, inbox: InboxPlan) -> str:
         f"  crop:      {_describe_rule(rules.crop.describe()) if rules.crop else 'none (whole image)'}",
     ]
     if rules.regions:
-        lines.append("  regions:   " + "; ".join(f"{name} {_describe_rule(rule.describe())}" for name, rule in rules.regions))
+        lines.append(
+            "  regions:   "
+            + "; ".join(f"{name} {_describe_rule(rule.describe())}" for name, rule in rules.regions)
+        )
     lines.append(f"  output:    {inbox.output or 'next to each image'}")
     options = [
         f"word boxes {'on' if rules.overlay else 'off'}",
         f"orientation detection {'on' if rules.detect_orientation else 'off'}",
     ]
     if rules.engine == "ocrspace":
-        options += [f"scale {'on' if rules.option('scale') else 'off'}", f"table {'on' if rules.option('table') else 'off'}"]
+        options += [
+            f"scale {'on' if rules.option('scale') else 'off'}",
+            f"table {'on' if rules.option('table') else 'off'}",
+        ]
     lines.append(f"  options:   {', '.join(options)}")
     return "\n".join(lines)
 
@@ -258,7 +281,11 @@ def cmd_once(args: argparse.Namespace) -> int:
         logger.info("no images found")
         return EXIT_OK
     started = time.monotonic()
-    bar = progress.ProgressBar(len(jobs), sys.stderr) if sys.stderr.isatty() and not getattr(args, "quiet", False) else None
+    bar = (
+        progress.ProgressBar(len(jobs), sys.stderr)
+        if sys.stderr.isatty() and not getattr(args, "quiet", False)
+        else None
+    )
 
     def show(outcome: Outcome) -> None:
         if bar is not None:
@@ -268,7 +295,9 @@ def cmd_once(args: argparse.Namespace) -> int:
         logger.log(level, "%s", once.describe(outcome))
 
     try:
-        report = once.run_once(plan, jobs, force=args.force, retry_failed=args.retry_failed, on_outcome=show)
+        report = once.run_once(
+            plan, jobs, force=args.force, retry_failed=args.retry_failed, on_outcome=show
+        )
     finally:
         if bar is not None:
             bar.close()
@@ -297,8 +326,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     plan = make_plan(_load(args), check_folders=False, require_inboxes=False)
     state = inspection.daemon_state(plan)
     if args.json:
-        print(json.dumps({"running": state.running, "pid": state.pid, "state_dir": str(state.state_dir),
-                          "status": state.snapshot}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "running": state.running,
+                    "pid": state.pid,
+                    "state_dir": str(state.state_dir),
+                    "status": state.snapshot,
+                },
+                indent=2,
+            )
+        )
     else:
         print(inspection.render_status(state))
     return EXIT_OK if state.running else EXIT_NOT_RUNNING
@@ -314,8 +352,10 @@ def cmd_failed(args: argparse.Namespace) -> int:
     if not found:
         print("no failed files")
     for failure in found:
-        print(f"{failure.image}\n  [{failure.classification}] {failure.message}\n  "
-              f"attempts {failure.record.get('attempts')}, last {failure.record.get('last_attempt')}")
+        print(
+            f"{failure.image}\n  [{failure.classification}] {failure.message}\n  "
+            f"attempts {failure.record.get('attempts')}, last {failure.record.get('last_attempt')}"
+        )
     return EXIT_OK
 
 
@@ -327,7 +367,10 @@ def cmd_retry(args: argparse.Namespace) -> int:
     for failure, action in done:
         print(f"{failure.image}: {action}")
     if targets and len(done) < len(targets):
-        print(f"ocrwatch: {len(targets) - len(done)} of the named paths are not failed files", file=sys.stderr)
+        print(
+            f"ocrwatch: {len(targets) - len(done)} of the named paths are not failed files",
+            file=sys.stderr,
+        )
     if not done:
         print("nothing to retry")
         return EXIT_OK if not targets else EXIT_FAILURES

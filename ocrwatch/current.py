@@ -42,7 +42,9 @@ class FileFacts:
     """Reads and hashes the file on demand (None when it cannot be read)."""
 
     @classmethod
-    def of_stat(cls, info: os.stat_result, hasher: Callable[[], str | None] | None = None) -> FileFacts:
+    def of_stat(
+        cls, info: os.stat_result, hasher: Callable[[], str | None] | None = None
+    ) -> FileFacts:
         return cls(info.st_size, info.st_mtime_ns, info.st_ctime_ns, hasher=hasher)
 
     def content_hash(self) -> str | None:
@@ -83,14 +85,20 @@ def verdict(
     return found
 
 
-def _judge(paths: SidecarPaths, fingerprint: str, facts: FileFacts, *, failures: bool) -> Verdict | None:
+def _judge(
+    paths: SidecarPaths, fingerprint: str, facts: FileFacts, *, failures: bool
+) -> Verdict | None:
     record = sidecar.load(paths.result)
     if facts.sha256 is not None:
-        same = record is not None and record.get("settings_fingerprint") == fingerprint and sidecar.same_content(
-            record, facts.sha256
+        same = (
+            record is not None
+            and record.get("settings_fingerprint") == fingerprint
+            and sidecar.same_content(record, facts.sha256)
         )
     else:
-        same = sidecar.matches(record, fingerprint=fingerprint, size=facts.size, mtime_ns=facts.mtime_ns)
+        same = sidecar.matches(
+            record, fingerprint=fingerprint, size=facts.size, mtime_ns=facts.mtime_ns
+        )
         if same is None:
             digest = facts.content_hash()
             same = digest is not None and sidecar.same_content(record, digest)
@@ -116,10 +124,17 @@ def _cached(
     cache: StateStore, path: Path, paths: SidecarPaths, fingerprint: str, facts: FileFacts
 ) -> Finished | None:
     entry = cache.cached(path)
-    if entry is None or entry.fingerprint != fingerprint or (entry.size, entry.mtime_ns) != (facts.size, facts.mtime_ns):
+    if (
+        entry is None
+        or entry.fingerprint != fingerprint
+        or (entry.size, entry.mtime_ns) != (facts.size, facts.mtime_ns)
+    ):
         return None
     written = _stat(paths.result if entry.status == "done" else paths.error)
-    if written is None or (written.st_size, written.st_mtime_ns) != (entry.sidecar_size, entry.sidecar_mtime_ns):
+    if written is None or (written.st_size, written.st_mtime_ns) != (
+        entry.sidecar_size,
+        entry.sidecar_mtime_ns,
+    ):
         return None
     return "done" if entry.status == "done" else "failed"
 

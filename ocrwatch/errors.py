@@ -128,7 +128,12 @@ class RateLimitError(OcrError):
     classification: Classification = "rate_limit"
 
     def __init__(
-        self, message: str, *, retry_after: float, limit: int | None = None, window: int | None = None
+        self,
+        message: str,
+        *,
+        retry_after: float,
+        limit: int | None = None,
+        window: int | None = None,
     ) -> None:
         super().__init__(message)
         self.retry_after = retry_after

@@ -56,7 +56,9 @@ class Finisher:
                 current.remember(self.cache, path, inbox, "done")
         return path
 
-    def _finish(self, path: Path, inbox: InboxPlan, outcome: Outcome, *, success: bool, engine: str) -> Path | None:
+    def _finish(
+        self, path: Path, inbox: InboxPlan, outcome: Outcome, *, success: bool, engine: str
+    ) -> Path | None:
         if self.cache is not None:
             self.cache.clear_attempts(path)
         final: Path | None = path
@@ -64,19 +66,30 @@ class Finisher:
             try:
                 final = after.finish(path, inbox, success=success)
             except OSError as error:
-                logger.error("%s: cannot %s it: %s", path, inbox.config.after if success else "move", error)
+                logger.error(
+                    "%s: cannot %s it: %s", path, inbox.config.after if success else "move", error
+                )
         if self.cache is not None:
             if final == path:
                 current.remember(self.cache, path, inbox, "done" if success else "failed")
             else:
                 self.cache.forget(path)
         if inbox.config.hooks:
-            self.hooks.submit(inbox.config.hooks, event(path, inbox, final, outcome, success=success, engine=engine))
+            self.hooks.submit(
+                inbox.config.hooks,
+                event(path, inbox, final, outcome, success=success, engine=engine),
+            )
         return final
 
 
 def event(
-    path: Path, inbox: InboxPlan, final: Path | None, outcome: Outcome, *, success: bool, engine: str
+    path: Path,
+    inbox: InboxPlan,
+    final: Path | None,
+    outcome: Outcome,
+    *,
+    success: bool,
+    engine: str,
 ) -> FileEvent:
     """The hook event for a finished file, with the paths as they are after the after-action."""
     paths = after.sidecars_after(path, inbox, final)

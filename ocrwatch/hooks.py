@@ -33,7 +33,13 @@ logger = logging.getLogger(__name__)
 
 QUEUE_SIZE = 1000
 OUTPUT_EXCERPT = 300
-HIDDEN_ENVIRONMENT = ("OCRSPACE_API_KEY", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "CREDENTIALS_DIRECTORY")
+HIDDEN_ENVIRONMENT = (
+    "OCRSPACE_API_KEY",
+    "NOTIFY_SOCKET",
+    "WATCHDOG_USEC",
+    "WATCHDOG_PID",
+    "CREDENTIALS_DIRECTORY",
+)
 """Not passed to hook commands: the key, and the variables that would let a hook speak for ocrwatch to systemd."""
 
 
@@ -95,7 +101,9 @@ def fill(argument: str, values: Mapping[str, str]) -> str:
 class HookRunner:
     """Runs hooks in the background, one lane per hook; :meth:`submit` never blocks."""
 
-    def __init__(self, *, queue_size: int = QUEUE_SIZE, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, *, queue_size: int = QUEUE_SIZE, env: Mapping[str, str] | None = None
+    ) -> None:
         self._queue_size = queue_size
         self._lanes: dict[HookConfig, queue.Queue[FileEvent | None]] = {}
         self._threads: list[threading.Thread] = []
@@ -114,7 +122,9 @@ class HookRunner:
             try:
                 lane.put_nowait(event)
             except queue.Full:
-                logger.warning("hook queue full (%d waiting); dropped a hook for %s", lane.qsize(), event.image)
+                logger.warning(
+                    "hook queue full (%d waiting); dropped a hook for %s", lane.qsize(), event.image
+                )
 
     def _lane(self, hook: HookConfig) -> queue.Queue[FileEvent | None]:
         with self._lock:
@@ -122,7 +132,10 @@ class HookRunner:
             if lane is None:
                 lane = self._lanes[hook] = queue.Queue(self._queue_size)
                 thread = threading.Thread(
-                    target=self._loop, args=(hook, lane), name=f"hook-{len(self._lanes)}", daemon=True
+                    target=self._loop,
+                    args=(hook, lane),
+                    name=f"hook-{len(self._lanes)}",
+                    daemon=True,
                 )
                 thread.start()
                 self._threads.append(thread)
@@ -159,7 +172,9 @@ class HookRunner:
                 start_new_session=True,
             )
         except OSError as error:
-            logger.error("hook %s for %s could not start: %s", argv[0], event.image, error.strerror or error)
+            logger.error(
+                "hook %s for %s could not start: %s", argv[0], event.image, error.strerror or error
+            )
             return
         try:
             output, _ = process.communicate(timeout=hook.timeout)
@@ -171,7 +186,13 @@ class HookRunner:
             return
         if process.returncode != 0:
             excerpt = output.decode(errors="replace").strip()[-OUTPUT_EXCERPT:]
-            logger.error("hook %s for %s exited with %d: %s", argv[0], event.image, process.returncode, excerpt)
+            logger.error(
+                "hook %s for %s exited with %d: %s",
+                argv[0],
+                event.image,
+                process.returncode,
+                excerpt,
+            )
         else:
             logger.debug("hook %s for %s done", argv[0], event.image)
 
@@ -183,7 +204,12 @@ class HookRunner:
             logger.error("hook POST to %s for %s failed: %s", hook.url, event.image, error)
             return
         if response.status_code >= 300:
-            logger.error("hook POST to %s for %s answered HTTP %d", hook.url, event.image, response.status_code)
+            logger.error(
+                "hook POST to %s for %s answered HTTP %d",
+                hook.url,
+                event.image,
+                response.status_code,
+            )
 
     def close(self, timeout: float = 10.0) -> None:
         """Let queued hooks finish for up to ``timeout`` seconds in all, then stop."""
@@ -193,13 +219,17 @@ class HookRunner:
         for lane in lanes:
             finished = threading.Event()
 
-            def wait_for(lane: queue.Queue[FileEvent | None] = lane, finished: threading.Event = finished) -> None:
+            def wait_for(
+                lane: queue.Queue[FileEvent | None] = lane, finished: threading.Event = finished
+            ) -> None:
                 lane.join()
                 finished.set()
 
             threading.Thread(target=wait_for, daemon=True).start()
             if not finished.wait(max(0.0, deadline - time.monotonic())):
-                logger.warning("%d hook call(s) still queued at shutdown were dropped", lane.qsize())
+                logger.warning(
+                    "%d hook call(s) still queued at shutdown were dropped", lane.qsize()
+                )
             with contextlib.suppress(queue.Full):
                 lane.put_nowait(None)
         self._session.close()

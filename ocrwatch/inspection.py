@@ -51,9 +51,14 @@ def state_dir_candidates(plan: Plan, env: Mapping[str, str] | None = None) -> li
     config = plan.loaded.path
     if config is not None and config.resolve().parent == Path("/etc/ocrwatch"):
         stem = config.resolve().stem
-        candidates.append(Path("/var/lib/ocrwatch") if stem == "config" else Path("/var/lib/ocrwatch") / stem)
+        candidates.append(
+            Path("/var/lib/ocrwatch") if stem == "config" else Path("/var/lib/ocrwatch") / stem
+        )
     home = Path(os.path.expanduser("~"))
-    for base in (env.get("XDG_STATE_HOME") or str(home / ".local/state"), env.get("XDG_CONFIG_HOME") or str(home / ".config")):
+    for base in (
+        env.get("XDG_STATE_HOME") or str(home / ".local/state"),
+        env.get("XDG_CONFIG_HOME") or str(home / ".config"),
+    ):
         candidates.append(Path(base) / "ocrwatch" / "state")
     candidates.append(default_state_dir(None, env))
     return list(dict.fromkeys(candidates))
@@ -63,7 +68,11 @@ def daemon_state(plan: Plan, env: Mapping[str, str] | None = None) -> DaemonStat
     """Read the daemon's lock and status files, without locking anything."""
     candidates = state_dir_candidates(plan, env)
     state_dir = next(
-        (folder for folder in candidates if (folder / STATUS_FILE).exists() or (folder / LOCK_FILE).exists()),
+        (
+            folder
+            for folder in candidates
+            if (folder / STATUS_FILE).exists() or (folder / LOCK_FILE).exists()
+        ),
         candidates[-1],
     )
     pid = None
@@ -107,13 +116,17 @@ def render_status(state: DaemonState) -> str:
     if ocrspace.get("blocked"):
         lines.append(f"  ocr.space: STOPPED, {ocrspace['blocked']}")
     elif ocrspace.get("paused_until"):
-        lines.append(f"  ocr.space: paused until {ocrspace['paused_until']} ({ocrspace.get('pause_reason')})")
+        lines.append(
+            f"  ocr.space: paused until {ocrspace['paused_until']} ({ocrspace.get('pause_reason')})"
+        )
     else:
         lines.append("  ocr.space: requests flowing")
     for inbox in snapshot.get("inboxes", []):
         lines.append("")
         lines.append(f"  {inbox['path']}")
-        lines.append(f"    engine {inbox['engine']}, watched by {inbox.get('watch')}: {inbox.get('watch_reason') or ''}")
+        lines.append(
+            f"    engine {inbox['engine']}, watched by {inbox.get('watch')}: {inbox.get('watch_reason') or ''}"
+        )
         lines.append(
             f"    done {inbox['done']}, failed {inbox['failed']}, waiting {inbox['waiting']}, "
             f"in progress {inbox['in_progress']} (since start)"
@@ -157,7 +170,11 @@ def failures(plan: Plan) -> list[Failure]:
     found: dict[Path, Failure] = {}
     for inbox in plan.inboxes:
         for folder in _error_folders(inbox):
-            for error_file in sorted(folder.rglob("*" + ERROR_SUFFIX) if inbox.recursive else folder.glob("*" + ERROR_SUFFIX)):
+            for error_file in sorted(
+                folder.rglob("*" + ERROR_SUFFIX)
+                if inbox.recursive
+                else folder.glob("*" + ERROR_SUFFIX)
+            ):
                 record = sidecar.load(error_file)
                 if record is None or record.get("status") != "failed":
                     continue

@@ -172,7 +172,9 @@ def escape_streams(*streams: TextIO) -> None:
             stream.reconfigure(errors=ESCAPE_ERRORS)
 
 
-def setup(verbosity: int = 0, *, stream: TextIO | None = None, env: Mapping[str, str] | None = None) -> None:
+def setup(
+    verbosity: int = 0, *, stream: TextIO | None = None, env: Mapping[str, str] | None = None
+) -> None:
     """Configure the root logger. ``verbosity``: -1 quiet, 0 normal, 1 debug, 2 debug for libraries too."""
     stream = sys.stderr if stream is None else stream
     env = os.environ if env is None else env
@@ -200,7 +202,9 @@ def setup(verbosity: int = 0, *, stream: TextIO | None = None, env: Mapping[str,
     threading.excepthook = _log_uncaught_in_thread
 
 
-def _log_uncaught(kind: type[BaseException], value: BaseException, trace: TracebackType | None) -> None:
+def _log_uncaught(
+    kind: type[BaseException], value: BaseException, trace: TracebackType | None
+) -> None:
     if issubclass(kind, KeyboardInterrupt):
         sys.__excepthook__(kind, value, trace)
         return
@@ -214,5 +218,9 @@ def _log_uncaught_in_thread(arguments: threading.ExceptHookArgs) -> None:
     logging.getLogger("ocrwatch").critical(
         "uncaught exception in thread %s",
         thread,
-        exc_info=(arguments.exc_type, arguments.exc_value or arguments.exc_type(), arguments.exc_traceback),
+        exc_info=(
+            arguments.exc_type,
+            arguments.exc_value or arguments.exc_type(),
+            arguments.exc_traceback,
+        ),
     )

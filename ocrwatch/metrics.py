@@ -37,7 +37,17 @@ from ocrwatch.engines.base import RequestRecord
 logger = logging.getLogger(__name__)
 
 SECONDS_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
-BYTES_BUCKETS = (16_384, 65_536, 131_072, 262_144, 524_288, 786_432, 1_048_576, 2_097_152, 5_242_880)
+BYTES_BUCKETS = (
+    16_384,
+    65_536,
+    131_072,
+    262_144,
+    524_288,
+    786_432,
+    1_048_576,
+    2_097_152,
+    5_242_880,
+)
 
 
 class Metrics:
@@ -46,7 +56,10 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.files = Counter(
-            "ocrwatch_files", "Files finished, by inbox and outcome.", ["inbox", "outcome"], registry=self.registry
+            "ocrwatch_files",
+            "Files finished, by inbox and outcome.",
+            ["inbox", "outcome"],
+            registry=self.registry,
         )
         self.file_seconds = Histogram(
             "ocrwatch_file_seconds",
@@ -69,17 +82,34 @@ class Metrics:
             buckets=BYTES_BUCKETS,
             registry=self.registry,
         )
-        self.queue = Gauge("ocrwatch_queue_files", "Files known and not finished, by state.", ["state"], registry=self.registry)
-        self.pauses = Counter("ocrwatch_ratelimit_pauses", "Pauses ordered by ocr.space's rate limit.", registry=self.registry)
-        self.paused = Gauge("ocrwatch_ocrspace_paused", "1 while ocr.space requests are paused or blocked.", registry=self.registry)
-        info = Gauge("ocrwatch_info", "The running ocrwatch version.", ["version"], registry=self.registry)
+        self.queue = Gauge(
+            "ocrwatch_queue_files",
+            "Files known and not finished, by state.",
+            ["state"],
+            registry=self.registry,
+        )
+        self.pauses = Counter(
+            "ocrwatch_ratelimit_pauses",
+            "Pauses ordered by ocr.space's rate limit.",
+            registry=self.registry,
+        )
+        self.paused = Gauge(
+            "ocrwatch_ocrspace_paused",
+            "1 while ocr.space requests are paused or blocked.",
+            registry=self.registry,
+        )
+        info = Gauge(
+            "ocrwatch_info", "The running ocrwatch version.", ["version"], registry=self.registry
+        )
         info.labels(version=__version__).set(1)
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
 
     def observe_request(self, record: RequestRecord) -> None:
         """An engine finished one request (called from worker threads)."""
-        self.request_seconds.labels(engine=record.engine, outcome=record.outcome).observe(record.seconds)
+        self.request_seconds.labels(engine=record.engine, outcome=record.outcome).observe(
+            record.seconds
+        )
         if record.upload_bytes:
             self.upload_bytes.labels(engine=record.engine).observe(record.upload_bytes)
 

@@ -57,12 +57,16 @@ class Notifier:
         payload = "\n".join(line.replace("\n", " ") for line in lines)
         try:
             if self._socket is None:
-                self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+                self._socket = socket.socket(
+                    socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC
+                )
                 self._socket.settimeout(SEND_TIMEOUT_SECONDS)
             self._socket.sendto(payload.encode("utf-8"), self.address)
         except OSError as error:
             if not self._warned:
-                logger.warning("cannot notify systemd at %s: %s", self.address.replace("\0", "@"), error)
+                logger.warning(
+                    "cannot notify systemd at %s: %s", self.address.replace("\0", "@"), error
+                )
                 self._warned = True
             return False
         return True
@@ -74,7 +78,9 @@ class Notifier:
         return self.send(f"STATUS={status}")
 
     def reloading(self) -> bool:
-        return self.send("RELOADING=1", f"MONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}")
+        return self.send(
+            "RELOADING=1", f"MONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}"
+        )
 
     def stopping(self, status: str) -> bool:
         return self.send("STOPPING=1", f"STATUS={status}")

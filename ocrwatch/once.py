@@ -62,10 +62,16 @@ class Report:
 
     @property
     def problems(self) -> list[Outcome]:
-        return [outcome for outcome in self.outcomes if not outcome.ok and outcome.status is not Status.GONE]
+        return [
+            outcome
+            for outcome in self.outcomes
+            if not outcome.ok and outcome.status is not Status.GONE
+        ]
 
 
-def collect(plan: Plan, targets: Iterable[str | os.PathLike[str]] = (), *, recursive: bool = False) -> list[Job]:
+def collect(
+    plan: Plan, targets: Iterable[str | os.PathLike[str]] = (), *, recursive: bool = False
+) -> list[Job]:
     """The files to process: every inbox's candidates, or those under ``targets``.
 
     Raises OcrwatchError for a target that does not exist.
@@ -155,7 +161,9 @@ def run_once(
     finisher = Finisher(hooks)
 
     def create(name: str, workers: int, stop: threading.Event) -> OcrEngine:
-        return engines.create_engine(name, plan.config, api_key=plan.api_key, workers=workers, env=env, stop=stop)
+        return engines.create_engine(
+            name, plan.config, api_key=plan.api_key, workers=workers, env=env, stop=stop
+        )
 
     try:
         for name in by_engine:
@@ -188,7 +196,9 @@ def run_once(
                 job = pending.pop(future)
                 outcome = future.result()
                 if _should_wait_out(outcome) and not stop.is_set() and report.aborted is None:
-                    logger.warning("%s: %s; trying again when the pause ends", job.path, outcome.message)
+                    logger.warning(
+                        "%s: %s; trying again when the pause ends", job.path, outcome.message
+                    )
                     submit(job)
                     continue
                 if isinstance(outcome.error, InvalidKeyError) and report.aborted is None:

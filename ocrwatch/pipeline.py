@@ -79,9 +79,22 @@ def process_file(
         failure = InternalError(f"internal error: {type(error).__name__}: {error}")
         paths = SidecarPaths.of(path, inbox.sidecar_dir(path))
         record_failure(
-            paths, path, None, inbox.rules, failure, attempt=attempt, first_attempt=first_attempt or started
+            paths,
+            path,
+            None,
+            inbox.rules,
+            failure,
+            attempt=attempt,
+            first_attempt=first_attempt or started,
         )
-        return Outcome(path, Status.FAILED, str(failure), failure.classification, error=failure, sidecar=paths.error)
+        return Outcome(
+            path,
+            Status.FAILED,
+            str(failure),
+            failure.classification,
+            error=failure,
+            sidecar=paths.error,
+        )
 
 
 def _process(
@@ -143,7 +156,12 @@ def _process(
         )
         sidecar.commit(paths, text, record)
     except SourceGone:
-        return Outcome(path, Status.GONE, "file disappeared before it was read or sent", seconds=time.perf_counter() - clock)
+        return Outcome(
+            path,
+            Status.GONE,
+            "file disappeared before it was read or sent",
+            seconds=time.perf_counter() - clock,
+        )
     except (Interrupted, RateLimitError, InvalidKeyError) as error:
         # Not the file's fault: leave it without an error sidecar for a later try.
         return Outcome(
@@ -157,7 +175,9 @@ def _process(
     except FileError as error:
         seconds = time.perf_counter() - clock
         if error.retryable and error.classification not in give_up:
-            return Outcome(path, Status.RETRY, str(error), error.classification, seconds, error=error)
+            return Outcome(
+                path, Status.RETRY, str(error), error.classification, seconds, error=error
+            )
         record_failure(
             paths,
             path,
@@ -168,9 +188,24 @@ def _process(
             first_attempt=first_attempt,
             requests_before=requests_before,
         )
-        return Outcome(path, Status.FAILED, str(error), error.classification, seconds, error=error, sidecar=paths.error)
+        return Outcome(
+            path,
+            Status.FAILED,
+            str(error),
+            error.classification,
+            seconds,
+            error=error,
+            sidecar=paths.error,
+        )
     seconds = time.perf_counter() - clock
-    return Outcome(path, Status.DONE, f"{len(text)} characters", seconds=seconds, chars=len(text), sidecar=paths.result)
+    return Outcome(
+        path,
+        Status.DONE,
+        f"{len(text)} characters",
+        seconds=seconds,
+        chars=len(text),
+        sidecar=paths.result,
+    )
 
 
 @dataclass(frozen=True)
@@ -194,7 +229,10 @@ def _open_image(source: Source, rules: Rules, engine: OcrEngine) -> _Image:
         info = imaging.probe(data, max_pixels=rules.max_pixels)
         if engine.takes_original(data, info):
             info = imaging.verify(data, max_pixels=rules.max_pixels)
-            return _Image(info, functools.cache(lambda: imaging.decode(data, max_pixels=rules.max_pixels).pixels))
+            return _Image(
+                info,
+                functools.cache(lambda: imaging.decode(data, max_pixels=rules.max_pixels).pixels),
+            )
     decoded = imaging.decode(data, max_pixels=rules.max_pixels)
     return _Image(decoded.info, decoded.pixels)
 
@@ -204,13 +242,17 @@ def _prepare(
 ) -> tuple[list[tuple[Target, Prepared]], Box | None]:
     """Every region's request, prepared: an image that cannot be read fails before any is sent."""
     width, height = (
-        image.pixels.shape[1::-1] if isinstance(image.pixels, np.ndarray) else image.info.upright_size
+        image.pixels.shape[1::-1]
+        if isinstance(image.pixels, np.ndarray)
+        else image.info.upright_size
     )
     crop_box = rules.crop.resolve(width, height, what="crop") if rules.crop else None
     page = crop_box or Box(0, 0, width, height)
     if rules.regions:
         targets = [
-            Target(name, _offset(rule.resolve(page.width, page.height, what=f"region {name!r}"), page))
+            Target(
+                name, _offset(rule.resolve(page.width, page.height, what=f"region {name!r}"), page)
+            )
             for name, rule in rules.regions
         ]
     else:

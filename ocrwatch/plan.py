@@ -86,7 +86,9 @@ class InboxPlan:
     engine_reason: str
 
     @classmethod
-    def of(cls, config: InboxConfig, *, index: int | None, rules: Rules, engine_reason: str) -> InboxPlan:
+    def of(
+        cls, config: InboxConfig, *, index: int | None, rules: Rules, engine_reason: str
+    ) -> InboxPlan:
         """The plan of the inbox ``config``, covering its folder as configured."""
         return cls(
             config=config,
@@ -117,7 +119,9 @@ class InboxPlan:
     @property
     def excluded(self) -> tuple[Path, ...]:
         """Folders inside this inbox that are never scanned: where ocrwatch puts things."""
-        return tuple(folder for folder in (self.output, self.done_dir, self.failed_dir) if folder is not None)
+        return tuple(
+            folder for folder in (self.output, self.done_dir, self.failed_dir) if folder is not None
+        )
 
     @property
     def label(self) -> str:
@@ -126,7 +130,9 @@ class InboxPlan:
     def matches(self, name: str) -> bool:
         """True when a file called ``name`` is one this inbox OCRs."""
         lowered = name.lower()
-        return any(fnmatch.fnmatchcase(lowered, pattern.lower()) for pattern in self.config.patterns)
+        return any(
+            fnmatch.fnmatchcase(lowered, pattern.lower()) for pattern in self.config.patterns
+        )
 
     def contains(self, path: Path) -> bool:
         """True when ``path`` lies in this inbox (directly, or below it when recursive)."""
@@ -171,7 +177,9 @@ class Plan:
         """The inbox whose rules apply to ``path``, or the loose-file rules."""
         best: InboxPlan | None = None
         for inbox in self.inboxes:
-            if inbox.contains(path) and (best is None or len(inbox.path.parts) > len(best.path.parts)):
+            if inbox.contains(path) and (
+                best is None or len(inbox.path.parts) > len(best.path.parts)
+            ):
                 best = inbox
         return best or self.loose
 
@@ -201,7 +209,9 @@ def make_plan(
         else:
             engine, reason = default_engine, default_reason
         plans.append(
-            InboxPlan.of(inbox, index=index, rules=_rules(config, inbox, engine), engine_reason=reason)
+            InboxPlan.of(
+                inbox, index=index, rules=_rules(config, inbox, engine), engine_reason=reason
+            )
         )
     loose = InboxPlan.of(
         InboxConfig(path=Path("/")),
@@ -244,7 +254,13 @@ def make_plan(
     problems.extend(_overlap_problems(loaded, plans))
     if problems:
         raise ConfigError(problems)
-    return Plan(loaded=loaded, inboxes=tuple(plans), loose=loose, api_key=lookup.key, warnings=tuple(warnings))
+    return Plan(
+        loaded=loaded,
+        inboxes=tuple(plans),
+        loose=loose,
+        api_key=lookup.key,
+        warnings=tuple(warnings),
+    )
 
 
 def _default_engine(config: Config, key: ApiKey | None) -> tuple[EngineName, str]:
@@ -259,7 +275,9 @@ def _default_engine(config: Config, key: ApiKey | None) -> tuple[EngineName, str
     )
 
 
-def _engine_options(config: Config, engine: EngineName, *, table: bool, scale: bool) -> tuple[tuple[str, Any], ...]:
+def _engine_options(
+    config: Config, engine: EngineName, *, table: bool, scale: bool
+) -> tuple[tuple[str, Any], ...]:
     if engine == "ocrspace":
         return (
             ("ocr_engine", config.ocrspace.ocr_engine),
@@ -331,7 +349,9 @@ def _overlap_problems(loaded: LoadedConfig, plans: list[InboxPlan]) -> list[str]
             if folder is None:
                 continue
             for other in plans:
-                if other is not plan and (_real(folder) == _real(other.path) or _watched_by(other, folder)):
+                if other is not plan and (
+                    _real(folder) == _real(other.path) or _watched_by(other, folder)
+                ):
                     problems.append(
                         loaded.where(["inboxes", index, key])
                         + f"{folder} is watched by inboxes[{other.index}] ({other.path}): "

@@ -95,13 +95,19 @@ def summary(outcomes: Iterable[Outcome], seconds: float) -> str:
     """The table printed at the end of a run: files per outcome, time, rate, and each problem."""
     outcomes = list(outcomes)
     counts: Counter[str] = Counter(str(outcome.status) for outcome in outcomes)
-    rows = [(STATUS_LABEL.get(status, status), counts[status]) for status in STATUS_ORDER if counts[status]]
+    rows = [
+        (STATUS_LABEL.get(status, status), counts[status])
+        for status in STATUS_ORDER
+        if counts[status]
+    ]
     rows += [(status, count) for status, count in counts.items() if status not in STATUS_ORDER]
     width = max([len(label) for label, _ in rows] + [len("outcome")])
     lines = [f"{'outcome':<{width}}  files", f"{'-' * width}  -----"]
     lines += [f"{label:<{width}}  {count:>5}" for label, count in rows]
     rate = len(outcomes) / seconds if seconds > 0 else 0.0
-    lines.append(f"{'total':<{width}}  {len(outcomes):>5}  in {duration(seconds)} ({rate:.1f} files/s)")
+    lines.append(
+        f"{'total':<{width}}  {len(outcomes):>5}  in {duration(seconds)} ({rate:.1f} files/s)"
+    )
     problems = [outcome for outcome in outcomes if not outcome.ok and outcome.status != "gone"]
     if problems:
         lines.append("")

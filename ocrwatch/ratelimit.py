@@ -84,7 +84,9 @@ class RequestGate:
         if self._limit is None:
             return 0.0
         rate = self._limit.requests / self._limit.per_seconds
-        self._tokens = min(float(self._limit.requests), self._tokens + (now - self._refilled) * rate)
+        self._tokens = min(
+            float(self._limit.requests), self._tokens + (now - self._refilled) * rate
+        )
         self._refilled = now
         if self._tokens >= 1.0:
             return 0.0

@@ -94,7 +94,11 @@ def _result_entry(target: Target, result: OcrResult, rules: Rules) -> dict[str, 
                 "text": final_newline(page.text),
                 "orientation": page.orientation,
                 "error": page.error,
-                **({"words": [_word(word, target.box) for word in page.words]} if rules.overlay else {}),
+                **(
+                    {"words": [_word(word, target.box) for word in page.words]}
+                    if rules.overlay
+                    else {}
+                ),
             }
             for page in result.pages
         ],
@@ -176,7 +180,13 @@ def record_failure(
 ) -> None:
     """Write the error sidecar of ``path``; a failure to write it is logged, not raised."""
     record = failure_record(
-        path, source, rules, error, attempt=attempt, first_attempt=first_attempt, requests_before=requests_before
+        path,
+        source,
+        rules,
+        error,
+        attempt=attempt,
+        first_attempt=first_attempt,
+        requests_before=requests_before,
     )
     try:
         sidecar.record_failure(paths, record)

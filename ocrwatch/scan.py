@@ -17,7 +17,9 @@ from pathlib import Path
 from ocrwatch import sidecar
 from ocrwatch.plan import InboxPlan
 
-JUNK_NAMES = frozenset({"thumbs.db", "desktop.ini", ".ds_store", "@eadir", "#recycle", "lost+found"})
+JUNK_NAMES = frozenset(
+    {"thumbs.db", "desktop.ini", ".ds_store", "@eadir", "#recycle", "lost+found"}
+)
 JUNK_PATTERNS = (
     ".*",  # hidden files, rsync's .name.XXXXXX, our own temporaries
     "~$*",  # office lock files
@@ -79,8 +81,10 @@ def walk(inbox: InboxPlan, excluded: Iterable[Path] = ()) -> Iterator[Path]:
             except OSError:
                 continue
             if is_dir:
-                if inbox.recursive and not is_junk(entry.name) and not any(
-                    path.is_relative_to(folder) for folder in excluded
+                if (
+                    inbox.recursive
+                    and not is_junk(entry.name)
+                    and not any(path.is_relative_to(folder) for folder in excluded)
                 ):
                     subfolders.append(path)
                 continue

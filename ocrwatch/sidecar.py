@@ -106,7 +106,9 @@ def _write_temp(path: Path, data: bytes) -> Path:
     folder = path.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=folder)
+        handle, temp_name = tempfile.mkstemp(
+            prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=folder
+        )
     except OSError as error:
         raise OutputError(f"cannot write sidecar {path}: {_describe(error)}") from error
     temp = Path(temp_name)
@@ -158,7 +160,9 @@ def preflight(folder: Path) -> None:
         raise OutputError(f"cannot write sidecars in {folder}: {_describe(error)}") from error
     free = info.f_bavail * info.f_frsize
     if free < MIN_FREE_BYTES:
-        raise OutputError(f"cannot write sidecars in {folder}: only {free // 1024} KiB free on the device")
+        raise OutputError(
+            f"cannot write sidecars in {folder}: only {free // 1024} KiB free on the device"
+        )
 
 
 def commit(paths: SidecarPaths, text: str, record: dict[str, Any]) -> None:
@@ -202,7 +206,9 @@ def load(path: Path) -> dict[str, Any] | None:
     return record
 
 
-def matches(record: dict[str, Any] | None, *, fingerprint: str, size: int, mtime_ns: int) -> bool | None:
+def matches(
+    record: dict[str, Any] | None, *, fingerprint: str, size: int, mtime_ns: int
+) -> bool | None:
     """Whether ``record`` describes this file and settings, judged by size and mtime alone.
 
     True: same settings, size and mtime (no need to hash). False: the settings or

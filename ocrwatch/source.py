@@ -22,7 +22,6 @@ MAX_FILE_BYTES = 1024 * 1024 * 1024
 """Refuse files above 1 GiB before reading them: no page image is that large."""
 
 
-
 @dataclass(frozen=True)
 class Source:
     """The bytes of one file and the facts that identify them."""
@@ -59,7 +58,9 @@ def read_source(path: Path, *, follow_symlinks: bool = False) -> Source:
     except OSError as error:
         raise FileError(f"cannot inspect the file: {error.strerror or error}") from error
     if stat.S_ISLNK(info.st_mode) and not follow_symlinks:
-        raise FileError("is a symbolic link; links are not followed (set follow_symlinks: true to allow)")
+        raise FileError(
+            "is a symbolic link; links are not followed (set follow_symlinks: true to allow)"
+        )
     flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
     if not follow_symlinks:
         flags |= os.O_NOFOLLOW
@@ -74,7 +75,9 @@ def read_source(path: Path, *, follow_symlinks: bool = False) -> Source:
         if not stat.S_ISREG(info.st_mode):
             raise FileError("is not a regular file")
         if info.st_size > MAX_FILE_BYTES:
-            raise FileError(f"is {info.st_size} bytes, larger than any page image ({MAX_FILE_BYTES} max)")
+            raise FileError(
+                f"is {info.st_size} bytes, larger than any page image ({MAX_FILE_BYTES} max)"
+            )
         chunks = []
         remaining = info.st_size + 1
         while remaining > 0:

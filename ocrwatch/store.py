@@ -97,7 +97,9 @@ def lock_state_dir(folder: Path) -> int:
         owner = os.pread(handle, 32, 0).decode(errors="replace").strip()
         os.close(handle)
         if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-            raise AlreadyRunning(f"another ocrwatch (pid {owner or '?'}) is running with state folder {folder}") from None
+            raise AlreadyRunning(
+                f"another ocrwatch (pid {owner or '?'}) is running with state folder {folder}"
+            ) from None
         raise
     os.ftruncate(handle, 0)
     os.pwrite(handle, f"{os.getpid()}\n".encode(), 0)
@@ -140,7 +142,9 @@ class StateStore:
         except sqlite3.DatabaseError as error:
             self._set_aside(error)
         except OSError as error:
-            logger.warning("state store %s unavailable (%s); running without a cache", self.path, error)
+            logger.warning(
+                "state store %s unavailable (%s); running without a cache", self.path, error
+            )
             self._connection = None
 
     def _connect(self) -> sqlite3.Connection:
@@ -163,7 +167,12 @@ class StateStore:
 
     def _set_aside(self, error: Exception) -> None:
         aside = self.path.with_name(f"{STORE_NAME}.corrupt-{int(time.time())}")
-        logger.warning("state store %s is unreadable (%s); moving it to %s and starting afresh", self.path, error, aside)
+        logger.warning(
+            "state store %s is unreadable (%s); moving it to %s and starting afresh",
+            self.path,
+            error,
+            aside,
+        )
         with contextlib.suppress(OSError):
             os.replace(self.path, aside)
         for suffix in ("-wal", "-shm"):
@@ -172,7 +181,9 @@ class StateStore:
         try:
             self._connection = self._connect()
         except (sqlite3.DatabaseError, OSError) as again:
-            logger.warning("state store %s still unusable (%s); running without a cache", self.path, again)
+            logger.warning(
+                "state store %s still unusable (%s); running without a cache", self.path, again
+            )
             self._connection = None
 
     @contextlib.contextmanager
@@ -184,7 +195,9 @@ class StateStore:
             try:
                 yield self._connection
             except sqlite3.Error as error:
-                logger.warning("state store %s failed (%s); running without a cache", self.path, error)
+                logger.warning(
+                    "state store %s failed (%s); running without a cache", self.path, error
+                )
                 with contextlib.suppress(sqlite3.Error):
                     self._connection.close()
                 self._connection = None
@@ -240,13 +253,28 @@ class StateStore:
         return None
 
     def record_attempt(
-        self, path: Path, *, size: int, mtime_ns: int, attempts: Attempts, classification: str, message: str
+        self,
+        path: Path,
+        *,
+        size: int,
+        mtime_ns: int,
+        attempts: Attempts,
+        classification: str,
+        message: str,
     ) -> None:
         with self._use() as db:
             if db is not None:
                 db.execute(
                     "INSERT OR REPLACE INTO attempts VALUES (?,?,?,?,?,?,?)",
-                    (_key(path), size, mtime_ns, attempts.count, attempts.first_attempt, classification, message),
+                    (
+                        _key(path),
+                        size,
+                        mtime_ns,
+                        attempts.count,
+                        attempts.first_attempt,
+                        classification,
+                        message,
+                    ),
                 )
 
     def clear_attempts(self, path: Path) -> None:

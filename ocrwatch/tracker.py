@@ -134,7 +134,11 @@ class Tracker:
     def drop_inbox(self, inbox_path: Path) -> int:
         """Forget every waiting file of an inbox that is no longer configured; return how many."""
         with self._cond:
-            dropped = [e for e in self._entries.values() if e.inbox.path == inbox_path and e.state != "running"]
+            dropped = [
+                e
+                for e in self._entries.values()
+                if e.inbox.path == inbox_path and e.state != "running"
+            ]
             for entry in dropped:
                 self._forget(entry)
             return len(dropped)
@@ -165,7 +169,10 @@ class Tracker:
                         self._forget(entry)
                         continue
                     settle = self._settle_seconds(entry.inbox)
-                    if (size, mtime_ns) == (entry.size, entry.mtime_ns) and now - entry.quiet_since >= settle:
+                    if (size, mtime_ns) == (
+                        entry.size,
+                        entry.mtime_ns,
+                    ) and now - entry.quiet_since >= settle:
                         self._make_ready(entry)
                         continue
                     if (size, mtime_ns) != (entry.size, entry.mtime_ns):

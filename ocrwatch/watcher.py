@@ -62,8 +62,26 @@ logger = logging.getLogger(__name__)
 MOUNTINFO = Path("/proc/self/mountinfo")
 NETWORK_FILESYSTEMS = frozenset(
     {
-        "nfs", "nfs4", "cifs", "smb3", "smbfs", "ncpfs", "afs", "9p", "ceph", "glusterfs",
-        "lustre", "gpfs", "davfs", "coda", "ocfs2", "gfs2", "beegfs", "virtiofs", "vboxsf", "prl_fs",
+        "nfs",
+        "nfs4",
+        "cifs",
+        "smb3",
+        "smbfs",
+        "ncpfs",
+        "afs",
+        "9p",
+        "ceph",
+        "glusterfs",
+        "lustre",
+        "gpfs",
+        "davfs",
+        "coda",
+        "ocfs2",
+        "gfs2",
+        "beegfs",
+        "virtiofs",
+        "vboxsf",
+        "prl_fs",
     }
 )
 OBSERVER_STOP_TIMEOUT = 5.0
@@ -138,7 +156,9 @@ def choose_mode(inbox: InboxPlan, mountinfo: str | None = None) -> WatchMode:
     if inbox.config.watch == "native":
         return WatchMode("native", "watch: native in the config")
     if inbox.config.watch == "poll":
-        return WatchMode("poll", f"watch: poll in the config, every {inbox.config.poll_interval:g} s")
+        return WatchMode(
+            "poll", f"watch: poll in the config, every {inbox.config.poll_interval:g} s"
+        )
     fstype, mount_point = filesystem_of(inbox.path, mountinfo)
     if fstype in NETWORK_FILESYSTEMS or fstype.startswith("fuse") or fstype.startswith("nfs"):
         return WatchMode(
@@ -160,7 +180,12 @@ class _Handler(FileSystemEventHandler):
         try:
             self._forward(event)
         except Exception:  # noqa: BLE001 - an escaping exception would kill the observer thread
-            logger.exception("error handling %s event for %s; rescanning %s", event.event_type, event.src_path, self.inbox.path)
+            logger.exception(
+                "error handling %s event for %s; rescanning %s",
+                event.event_type,
+                event.src_path,
+                self.inbox.path,
+            )
             self.sink.rescan(self.inbox, "event handler error")
 
     def _candidate(self, raw: bytes | str) -> Path | None:
@@ -171,7 +196,11 @@ class _Handler(FileSystemEventHandler):
         if event.is_directory:
             # A moved folder's destination is empty when it left the inbox: nothing appeared.
             folder = event.dest_path if isinstance(event, DirMovedEvent) else event.src_path
-            if isinstance(event, DirCreatedEvent | DirMovedEvent) and self.inbox.recursive and folder:
+            if (
+                isinstance(event, DirCreatedEvent | DirMovedEvent)
+                and self.inbox.recursive
+                and folder
+            ):
                 self.sink.rescan(self.inbox, "folder appeared", Path(os.fsdecode(folder)))
             return
         if isinstance(event, FileMovedEvent):
@@ -240,19 +269,28 @@ class Watcher:
         mode = choose_mode(inbox)
         observer: BaseObserver | None = None
         if not inbox.path.is_dir():
-            mode = WatchMode("missing", f"folder {inbox.path} is missing; watching resumes when it is back")
+            mode = WatchMode(
+                "missing", f"folder {inbox.path} is missing; watching resumes when it is back"
+            )
             logger.error("%s", mode.reason)
         elif mode.kind == "native":
             try:
                 observer = self._start_native(inbox)
             except OSError as error:
-                mode = WatchMode("poll", _inotify_advice(error) + f"; polling every {inbox.config.poll_interval:g} s instead")
+                mode = WatchMode(
+                    "poll",
+                    _inotify_advice(error)
+                    + f"; polling every {inbox.config.poll_interval:g} s instead",
+                )
                 logger.error("%s: %s", inbox.path, mode.reason)
         if observer is None and mode.kind == "poll":
             try:
                 observer = self._start(PollingObserver(timeout=inbox.config.poll_interval), inbox)
             except OSError as error:
-                mode = WatchMode("missing", f"cannot watch {inbox.path} ({error.strerror or error}); trying again")
+                mode = WatchMode(
+                    "missing",
+                    f"cannot watch {inbox.path} ({error.strerror or error}); trying again",
+                )
                 logger.error("%s", mode.reason)
         with self._lock:
             self._watches[inbox.path] = _Watch(inbox, mode, observer)
@@ -276,7 +314,10 @@ class Watcher:
     def _start(self, observer: BaseObserver, inbox: InboxPlan) -> BaseObserver:
         try:
             observer.schedule(
-                _Handler(inbox, self.sink), str(inbox.path), recursive=inbox.recursive, event_filter=EVENT_TYPES
+                _Handler(inbox, self.sink),
+                str(inbox.path),
+                recursive=inbox.recursive,
+                event_filter=EVENT_TYPES,
             )
             observer.daemon = True
             observer.start()
@@ -308,7 +349,9 @@ class Watcher:
             elif _healthy(watch.observer):
                 continue
             else:
-                logger.error("%s: the watch stopped working; restarting it and rescanning", watch.inbox.path)
+                logger.error(
+                    "%s: the watch stopped working; restarting it and rescanning", watch.inbox.path
+                )
             self.unwatch(watch.inbox.path)
             if self.watch(watch.inbox).kind != "missing":
                 restarted.append(watch.inbox)
@@ -338,7 +381,9 @@ def inotify_watch_count() -> int:
         return 0
     for descriptor in descriptors:
         try:
-            with open(f"/proc/self/fdinfo/{descriptor}", encoding="ascii", errors="replace") as handle:
+            with open(
+                f"/proc/self/fdinfo/{descriptor}", encoding="ascii", errors="replace"
+            ) as handle:
                 total += handle.read().count("inotify wd:")
         except OSError:
             continue

@@ -36,7 +36,9 @@ class CropConfig(Model):
     x: LengthValue | None = Field(
         None, description="Box: left edge; negative counts from the right edge."
     )
-    y: LengthValue | None = Field(None, description="Box: top edge; negative counts from the bottom.")
+    y: LengthValue | None = Field(
+        None, description="Box: top edge; negative counts from the bottom."
+    )
     width: LengthValue | None = Field(None, description="Box: width (default: to the right edge).")
     height: LengthValue | None = Field(
         None, description="Box: height (default: to the bottom edge)."
@@ -51,7 +53,9 @@ class CropConfig(Model):
                 "use either margins (left/top/right/bottom) or a box (x/y/width/height), not both"
             )
         if all(v is None for v in margins + box):
-            raise ValueError("empty crop: give margins (left/top/right/bottom) or a box (x/y/width/height)")
+            raise ValueError(
+                "empty crop: give margins (left/top/right/bottom) or a box (x/y/width/height)"
+            )
         return self
 
     def rule(self) -> CropRule:
@@ -97,8 +101,15 @@ class HookConfig(Model):
         description="Program and arguments, run without a shell; placeholders "
         "{image} {text} {json} {error} {status} {inbox} {name} are replaced.",
     )
-    url: str | None = Field(None, description="POST a JSON summary of the file to this http(s) URL.")
-    timeout: float = Field(30.0, gt=0, le=3600, description="Seconds before the command is killed or the POST given up.")
+    url: str | None = Field(
+        None, description="POST a JSON summary of the file to this http(s) URL."
+    )
+    timeout: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="Seconds before the command is killed or the POST given up.",
+    )
 
     @field_validator("events", mode="before")
     @classmethod
@@ -110,7 +121,9 @@ class HookConfig(Model):
     def _command(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
         if value is not None:
             if not value or not value[0].strip():
-                raise ValueError("give the program and its arguments as a list, e.g. ['/usr/local/bin/notify', '{image}']")
+                raise ValueError(
+                    "give the program and its arguments as a list, e.g. ['/usr/local/bin/notify', '{image}']"
+                )
             for argument in value:
                 # Only identifier-shaped {names} are placeholders; other braces pass through.
                 for name in re.findall(r"\{([A-Za-z_][A-Za-z0-9_]*)\}", argument):

@@ -27,7 +27,9 @@ def key_path(loc: Sequence[str | int]) -> str:
     return text or "(top level)"
 
 
-def format_validation_error(error: ValidationError, path: Path, root: yaml.Node | None) -> list[str]:
+def format_validation_error(
+    error: ValidationError, path: Path, root: yaml.Node | None
+) -> list[str]:
     """One line per problem: file, line, key path and a plain message."""
     found = []
     for item in error.errors(include_url=False):
@@ -83,7 +85,11 @@ def line_of(root: yaml.Node | None, loc: Sequence[str | int]) -> int | None:
                     child = value
                     line = key.start_mark.line + 1
                     break
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+        elif (
+            isinstance(node, yaml.SequenceNode)
+            and isinstance(part, int)
+            and 0 <= part < len(node.value)
+        ):
             child = node.value[part]
             line = child.start_mark.line + 1
         if child is None:

@@ -36,7 +36,12 @@ class OcrSpaceConfig(Model):
     endpoint: Annotated[
         tuple[str, ...],
         WithJsonSchema(
-            {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]}
+            {
+                "anyOf": [
+                    {"type": "string"},
+                    {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                ]
+            }
         ),
     ] = Field(
         (DEFAULT_ENDPOINT,),
@@ -106,7 +111,8 @@ class MetricsConfig(Model):
     """A Prometheus metrics endpoint."""
 
     listen: str = Field(
-        "127.0.0.1:9464", description="host:port to serve /metrics on (loopback unless you say otherwise)."
+        "127.0.0.1:9464",
+        description="host:port to serve /metrics on (loopback unless you say otherwise).",
     )
 
     @field_validator("listen")

@@ -23,7 +23,9 @@ def search_paths(env: Mapping[str, str] | None = None) -> list[Path]:
     return paths
 
 
-def find_config(explicit: str | os.PathLike[str] | None, env: Mapping[str, str] | None = None) -> Path | None:
+def find_config(
+    explicit: str | os.PathLike[str] | None, env: Mapping[str, str] | None = None
+) -> Path | None:
     """The config file to use: ``explicit``, else the first that exists of :func:`search_paths`.
 
     An explicit path or ``$OCRWATCH_CONFIG`` that does not exist is an error, not a

@@ -65,4 +65,6 @@ class Context:
 
     def current_inbox(self, inbox: InboxPlan) -> InboxPlan:
         """The plan's inbox at the same path as ``inbox`` (its rules may have been reloaded)."""
-        return next((candidate for candidate in self.plan.inboxes if candidate.path == inbox.path), inbox)
+        return next(
+            (candidate for candidate in self.plan.inboxes if candidate.path == inbox.path), inbox
+        )

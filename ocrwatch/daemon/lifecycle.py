@@ -184,8 +184,11 @@ class Daemon:
         self.gate.wake()
         busy = self.workers.join(self.plan.config.shutdown_timeout)
         if busy:
-            logger.warning("%d file(s) still in progress after %.0f s; they will be redone at the next start",
-                           busy, self.plan.config.shutdown_timeout)
+            logger.warning(
+                "%d file(s) still in progress after %.0f s; they will be redone at the next start",
+                busy,
+                self.plan.config.shutdown_timeout,
+            )
         self.workers.close()
         self.hooks.close()
         self.metrics.close()
@@ -230,8 +233,14 @@ class Daemon:
                 logger.error("reload refused, keeping the running configuration: %s", line)
             self.notifier.ready(f"reload refused (see log); {self.reporter.line()}")
             return
-        reload.apply_plan(plan, self.context, watcher=self.watcher, watch=self._watch, workers=self.workers,
-                          gate=self.gate)
+        reload.apply_plan(
+            plan,
+            self.context,
+            watcher=self.watcher,
+            watch=self._watch,
+            workers=self.workers,
+            gate=self.gate,
+        )
         self.scanner.request(None, "reload")
         status = f"reloaded; {self.reporter.line()}"
         self.notifier.ready(status)
@@ -243,17 +252,23 @@ class Daemon:
         if inbox.config.settle_seconds is not None:
             return inbox.config.settle_seconds
         mode = self.watcher.modes().get(inbox.path)
-        return SETTLE_POLL_SECONDS if mode is not None and mode.kind == "poll" else SETTLE_NATIVE_SECONDS
+        return (
+            SETTLE_POLL_SECONDS
+            if mode is not None and mode.kind == "poll"
+            else SETTLE_NATIVE_SECONDS
+        )
 
     def _watch(self, inbox: InboxPlan) -> None:
         mode = self.watcher.watch(inbox)
-        logger.info("watching %s: %s (%s)%s", inbox.path, mode.kind, mode.reason,
-                    ", recursive" if inbox.recursive else "")
+        logger.info(
+            "watching %s: %s (%s)%s",
+            inbox.path,
+            mode.kind,
+            mode.reason,
+            ", recursive" if inbox.recursive else "",
+        )
 
 
 def _due(last: float | None, now: float, interval: float) -> bool:
     """True when something last done at ``last`` (None: never) is due again."""
     return last is None or now - last >= interval
-
-
-

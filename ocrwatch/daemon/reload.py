@@ -51,14 +51,25 @@ def apply_plan(
     for path in old.keys() - new.keys():
         watcher.unwatch(path)
         dropped = context.tracker.drop_inbox(path)
-        logger.info("stopped watching %s (removed from the config; %d waiting file(s) left as they are)",
-                    path, dropped)
+        logger.info(
+            "stopped watching %s (removed from the config; %d waiting file(s) left as they are)",
+            path,
+            dropped,
+        )
     for path, inbox in new.items():
         before = old.get(path)
         if before is None:
             watch(inbox)
-        elif (before.recursive, before.config.watch, before.config.poll_interval, before.config.patterns) != (
-            inbox.recursive, inbox.config.watch, inbox.config.poll_interval, inbox.config.patterns
+        elif (
+            before.recursive,
+            before.config.watch,
+            before.config.poll_interval,
+            before.config.patterns,
+        ) != (
+            inbox.recursive,
+            inbox.config.watch,
+            inbox.config.poll_interval,
+            inbox.config.patterns,
         ) or before.excluded != inbox.excluded:
             watcher.unwatch(path)
             watch(inbox)
@@ -87,4 +98,3 @@ def _reload_engines(previous: Plan, plan: Plan, *, workers: Workers, gate: Reque
         if getattr(previous.config, section) != getattr(plan.config, section):
             slot.replace(workers.create_engine(name, slot.workers))
             logger.info("engine %s: new settings in use", name)
-

@@ -44,7 +44,12 @@ class GateWatch:
     """Logs, counts and persists what happens at the ocr.space gate."""
 
     def __init__(
-        self, context: Context, gate: RequestGate, metrics: Metrics, *, clock: Callable[[], float] = time.monotonic
+        self,
+        context: Context,
+        gate: RequestGate,
+        metrics: Metrics,
+        *,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.context = context
         self.gate = gate
@@ -65,8 +70,11 @@ class GateWatch:
             return
         state = self.gate.state()
         if state.paused_until:
-            logger.warning("ocr.space is paused until %s (%s), as it asked before the restart",
-                           utc_iso(state.paused_until), state.pause_reason)
+            logger.warning(
+                "ocr.space is paused until %s (%s), as it asked before the restart",
+                utc_iso(state.paused_until),
+                state.pause_reason,
+            )
 
     def note(self) -> None:
         """Log and persist a new pause (called from the main loop)."""
@@ -75,7 +83,9 @@ class GateWatch:
         if state.paused_until and state.pause_number != self._last_pause_logged:
             self._last_pause_logged = state.pause_number
             self.metrics.pauses.inc()
-            logger.warning("ocr.space paused until %s: %s", utc_iso(state.paused_until), state.pause_reason)
+            logger.warning(
+                "ocr.space paused until %s: %s", utc_iso(state.paused_until), state.pause_reason
+            )
             if self.context.store is not None:
                 self.context.store.put(PAUSE_KEY, repr(state.paused_until))
                 self.context.store.put(PAUSE_REASON_KEY, state.pause_reason)
@@ -87,7 +97,8 @@ class GateWatch:
             self._last_key_warning = now
             logger.critical(
                 "ocr.space rejected the API key: all ocr.space OCR is stopped until the key is fixed "
-                "(then: systemctl reload ocrwatch, or send SIGHUP). %s", error
+                "(then: systemctl reload ocrwatch, or send SIGHUP). %s",
+                error,
             )
         self.context.stats.error(None, f"API key rejected: {error}")
 
@@ -131,7 +142,9 @@ class Reporter:
         if gate.blocked:
             parts.append("ocr.space stopped: API key rejected")
         elif gate.paused_until:
-            parts.append(f"ocr.space paused until {time.strftime('%H:%M:%S', time.localtime(gate.paused_until))}")
+            parts.append(
+                f"ocr.space paused until {time.strftime('%H:%M:%S', time.localtime(gate.paused_until))}"
+            )
         return ", ".join(parts)
 
     def snapshot(self) -> dict[str, Any]:
@@ -157,7 +170,9 @@ class Reporter:
                     "failed": counted.outcomes["failed"],
                     "skipped": counted.outcomes["skipped"],
                     "last_error": counted.last_error,
-                    "last_error_at": utc_iso(counted.last_error_at) if counted.last_error_at else None,
+                    "last_error_at": utc_iso(counted.last_error_at)
+                    if counted.last_error_at
+                    else None,
                 }
             )
         return {

@@ -50,7 +50,10 @@ class Scanner:
 
     def continue_backlogs(self) -> None:
         """Queue the rest of large backlogs once the queue has room again (from the main loop)."""
-        if not self.incomplete or self.context.tracker.pending() >= self.context.plan.config.max_pending // 2:
+        if (
+            not self.incomplete
+            or self.context.tracker.pending() >= self.context.plan.config.max_pending // 2
+        ):
             return
         for path in list(self.incomplete):
             self.incomplete.discard(path)
@@ -77,7 +80,9 @@ class Scanner:
             logger.log(
                 logging.INFO if reason != "periodic rescan" or queued else logging.DEBUG,
                 "scan (%s) of %s: %d file(s) to process, %.2f s",
-                reason, "every inbox" if inbox is None else (folder or targets[0].path), queued,
+                reason,
+                "every inbox" if inbox is None else (folder or targets[0].path),
+                queued,
                 time.monotonic() - started,
             )
             if first:
@@ -115,8 +120,11 @@ class Scanner:
                 continue
             if not tracker.found(path, inbox, mtime_ns=info.st_mtime_ns):
                 self.incomplete.add(inbox.path)
-                logger.info("%s: %d files waiting; the rest of the backlog follows as they finish",
-                            inbox.path, tracker.pending())
+                logger.info(
+                    "%s: %d files waiting; the rest of the backlog follows as they finish",
+                    inbox.path,
+                    tracker.pending(),
+                )
                 break
             queued += 1
         return queued
@@ -135,8 +143,12 @@ class Scanner:
             except (SourceGone, FileError):
                 return None
 
-        found = current.verdict(path, inbox, FileFacts.of_stat(info, content_hash), cache=self.context.store)
-        return found is not None and not after.changes_location(inbox, success=found.status == "done")
+        found = current.verdict(
+            path, inbox, FileFacts.of_stat(info, content_hash), cache=self.context.store
+        )
+        return found is not None and not after.changes_location(
+            inbox, success=found.status == "done"
+        )
 
 
 class EventSink:

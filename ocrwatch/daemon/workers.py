@@ -109,7 +109,9 @@ class Workers:
         self.slots[name] = slot
         threads = worker_threads(name, workers)
         for index in range(threads):
-            thread = threading.Thread(target=self._work, args=(slot,), name=f"{name}-{index + 1}", daemon=True)
+            thread = threading.Thread(
+                target=self._work, args=(slot,), name=f"{name}-{index + 1}", daemon=True
+            )
             slot.threads.append(thread)
             thread.start()
         logger.info("engine %s: %d at a time, %d thread(s)", name, workers, threads)
@@ -135,7 +137,9 @@ class Workers:
             try:
                 self._process(slot, entry)
             except Exception:  # noqa: BLE001 - thread entry point: the worker must outlive a bug in handling an outcome
-                logger.exception("%s: unexpected error after processing; the file is released", entry.path)
+                logger.exception(
+                    "%s: unexpected error after processing; the file is released", entry.path
+                )
                 tracker.finish(entry)
 
     def _process(self, slot: EngineSlot, entry: Entry) -> None:
@@ -199,17 +203,32 @@ class Workers:
         stats = self.context.stats
         if classification == "incomplete":
             delay = min(INCOMPLETE_BACKOFF_MAX, INCOMPLETE_BACKOFF_START * 2 ** (entry.attempt - 1))
-            logger.info("waiting for %s to be complete (%s); next look in %.1f s", entry.path, outcome.message, delay)
+            logger.info(
+                "waiting for %s to be complete (%s); next look in %.1f s",
+                entry.path,
+                outcome.message,
+                delay,
+            )
         elif classification == "output":
             delay = min(OUTPUT_BACKOFF_MAX, OUTPUT_BACKOFF_START * 2 ** (entry.attempt - 1))
             stats.error(entry.inbox.path, f"{entry.path.name}: {outcome.message}")
             logger.error("%s: %s; trying again in %.0f s", entry.path, outcome.message, delay)
         else:
             config = self.context.plan.config
-            delay = config.transient_retry_seconds * 2 ** (entry.attempt - 1) * self._rng.uniform(0.75, 1.25)
+            delay = (
+                config.transient_retry_seconds
+                * 2 ** (entry.attempt - 1)
+                * self._rng.uniform(0.75, 1.25)
+            )
             stats.error(entry.inbox.path, f"{entry.path.name}: {outcome.message}")
-            logger.warning("%s: %s; attempt %d of %d, next in %.0f s", entry.path, outcome.message,
-                           entry.attempt, config.transient_attempts, delay)
+            logger.warning(
+                "%s: %s; attempt %d of %d, next in %.0f s",
+                entry.path,
+                outcome.message,
+                entry.attempt,
+                config.transient_attempts,
+                delay,
+            )
         store = self.context.store
         info = _stat(entry.path) if store is not None else None
         if store is not None and info is not None:

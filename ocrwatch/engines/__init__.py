@@ -58,7 +58,9 @@ def engine_class(name: str) -> type[OcrEngine]:
     try:
         load = REGISTRY[name]
     except KeyError:
-        raise EngineUnavailableError(f"unknown engine {name!r}; known: {', '.join(REGISTRY)}") from None
+        raise EngineUnavailableError(
+            f"unknown engine {name!r}; known: {', '.join(REGISTRY)}"
+        ) from None
     try:
         return load()
     except ImportError as error:
@@ -76,12 +78,19 @@ def create_engine(
     gate: RequestGate | None = None,
 ) -> OcrEngine:
     """A ready engine of kind ``name`` built from ``config``. Raises EngineUnavailableError."""
-    setup = EngineSetup(config=config, api_key=api_key, workers=workers, env=env, stop=stop, gate=gate)
+    setup = EngineSetup(
+        config=config, api_key=api_key, workers=workers, env=env, stop=stop, gate=gate
+    )
     return engine_class(name).create(setup)
 
 
 def language_problem(
-    name: str, language: str, config: Config, env: Mapping[str, str], *, detect_orientation: bool = True
+    name: str,
+    language: str,
+    config: Config,
+    env: Mapping[str, str],
+    *,
+    detect_orientation: bool = True,
 ) -> str | None:
     """Why engine ``name`` cannot read ``language`` here (with orientation data if asked), or None."""
     try:

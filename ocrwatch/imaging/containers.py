@@ -130,7 +130,6 @@ def load(image: ImageFile.ImageFile, info: ImageInfo, data: bytes) -> None:
         raise _decode_error(data, info.format, error, image) from error
 
 
-
 def open_image(data: bytes, *, max_pixels: int) -> tuple[ImageFile.ImageFile, ImageInfo]:
     """Identify the format, parse the header and check the size; raise ImageError."""
     if not data:

@@ -73,7 +73,9 @@ def _decode_plain_jpeg(data: bytes, *, max_pixels: int) -> DecodedImage | None:
     info = verify(data, max_pixels=max_pixels)
     if info.format != "JPEG" or info.mode not in ("L", "RGB") or info.frames != 1:
         return None
-    flags = (cv2.IMREAD_GRAYSCALE if info.mode == "L" else cv2.IMREAD_COLOR) | cv2.IMREAD_IGNORE_ORIENTATION
+    flags = (
+        cv2.IMREAD_GRAYSCALE if info.mode == "L" else cv2.IMREAD_COLOR
+    ) | cv2.IMREAD_IGNORE_ORIENTATION
     pixels = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     if pixels is None or pixels.shape[1::-1] != (info.width, info.height):
         return None
@@ -81,7 +83,6 @@ def _decode_plain_jpeg(data: bytes, *, max_pixels: int) -> DecodedImage | None:
     if not pixels.flags.c_contiguous:
         pixels = np.ascontiguousarray(pixels)
     return DecodedImage(pixels=pixels, info=info)
-
 
 
 def to_array(image: Image.Image, info: ImageInfo) -> np.ndarray:

@@ -119,7 +119,9 @@ def has_colour(pixels: np.ndarray) -> bool:
 # Uploads
 
 
-def sendable(original: bytes, info: ImageInfo, *, max_bytes: int, max_side: int | None = None) -> bool:
+def sendable(
+    original: bytes, info: ImageInfo, *, max_bytes: int, max_side: int | None = None
+) -> bool:
     """True when a whole file's own bytes can be uploaded unchanged: plain, within budget and size."""
     return (
         info.plain
@@ -143,10 +145,15 @@ def fit_upload(
     it goes as it is, and ``pixels`` (which may be a function decoding them on
     demand) are never needed.
     """
-    whole = not isinstance(pixels, np.ndarray) or pixels.shape[1::-1] == (info.upright_size if info else None)
+    whole = not isinstance(pixels, np.ndarray) or pixels.shape[1::-1] == (
+        info.upright_size if info else None
+    )
     # Pixels of another size than the file mean a crop happened: the original is not what to read.
-    if original is not None and info is not None and whole and sendable(
-        original, info, max_bytes=max_bytes, max_side=max_side
+    if (
+        original is not None
+        and info is not None
+        and whole
+        and sendable(original, info, max_bytes=max_bytes, max_side=max_side)
     ):
         extension = "jpg" if info.format == "JPEG" else "png"
         width, height = info.upright_size

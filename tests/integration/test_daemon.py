@@ -28,7 +28,11 @@ from tests.support.ocrspace_server import FakeOcrSpace
 from tests.support.render import page
 from tests.support.waiting import wait_until
 
-SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "ocrwatch" / "schemas" / "sidecar.schema.json").read_text())
+SCHEMA = json.loads(
+    (
+        Path(__file__).resolve().parents[2] / "ocrwatch" / "schemas" / "sidecar.schema.json"
+    ).read_text()
+)
 KEY = "TEST-KEY"
 
 
@@ -68,7 +72,9 @@ def inbox(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def make_daemon(tmp_path: Path, fake: FakeOcrSpace, inbox: Path) -> Iterator[Callable[..., DaemonProcess]]:
+def make_daemon(
+    tmp_path: Path, fake: FakeOcrSpace, inbox: Path
+) -> Iterator[Callable[..., DaemonProcess]]:
     started: list[DaemonProcess] = []
 
     def make(inbox_options: dict[str, Any] | None = None, **top: Any) -> DaemonProcess:
@@ -88,8 +94,9 @@ def make_daemon(tmp_path: Path, fake: FakeOcrSpace, inbox: Path) -> Iterator[Cal
         daemon.close()
 
 
-def test_backlog_at_start_is_processed_once_each(make_daemon: Callable[..., DaemonProcess], inbox: Path,
-                                                 fake: FakeOcrSpace) -> None:
+def test_backlog_at_start_is_processed_once_each(
+    make_daemon: Callable[..., DaemonProcess], inbox: Path, fake: FakeOcrSpace
+) -> None:
     """Files already in the inbox when the daemon starts all get sidecars, one request each."""
     names = [f"old{index}.png" for index in range(5)]
     for name in names:
@@ -104,8 +111,9 @@ def test_backlog_at_start_is_processed_once_each(make_daemon: Callable[..., Daem
         assert "hello from the fake server\n" == (inbox / (name + ".txt")).read_text()
 
 
-def test_current_sidecars_are_not_sent_again_after_restart(make_daemon: Callable[..., DaemonProcess],
-                                                           inbox: Path, fake: FakeOcrSpace) -> None:
+def test_current_sidecars_are_not_sent_again_after_restart(
+    make_daemon: Callable[..., DaemonProcess], inbox: Path, fake: FakeOcrSpace
+) -> None:
     """A restart over finished files sends nothing; a changed file is sent again."""
     (inbox / "a.png").write_bytes(image_bytes("first"))
     (inbox / "b.png").write_bytes(image_bytes("second"))
@@ -119,8 +127,9 @@ def test_current_sidecars_are_not_sent_again_after_restart(make_daemon: Callable
     assert {"a.png": 1, "b.png": 2} == dict(fake.count_by_filename())
 
 
-def test_slow_chunked_writer_is_read_once_when_complete(make_daemon: Callable[..., DaemonProcess],
-                                                        inbox: Path, fake: FakeOcrSpace) -> None:
+def test_slow_chunked_writer_is_read_once_when_complete(
+    make_daemon: Callable[..., DaemonProcess], inbox: Path, fake: FakeOcrSpace
+) -> None:
     """A scanner writing in chunks over a second is read once, whole."""
     daemon = make_daemon().start()
     data = image_bytes("slow scanner", fmt="JPEG", size=(1200, 900))
@@ -136,7 +145,9 @@ def test_slow_chunked_writer_is_read_once_when_complete(make_daemon: Callable[..
     assert valid_record(target)["source"]["size"] == len(data)
 
 
-def test_temp_then_rename_writer(make_daemon: Callable[..., DaemonProcess], inbox: Path, fake: FakeOcrSpace) -> None:
+def test_temp_then_rename_writer(
+    make_daemon: Callable[..., DaemonProcess], inbox: Path, fake: FakeOcrSpace
+) -> None:
     """rsync/scanner style: write a hidden temporary, rename into place; only the final name is read."""
     daemon = make_daemon().start()
     temporary = inbox / ".renamed.png.XYZ123"
@@ -151,7 +162,8 @@ def test_temp_then_rename_writer(make_daemon: Callable[..., DaemonProcess], inbo
 
 
 def test_rename_from_a_folder_outside_the_inbox_needs_no_quiet_period(
-        make_daemon: Callable[..., DaemonProcess], inbox: Path, fake: FakeOcrSpace, tmp_path: Path) -> None:
+    make_daemon: Callable[..., DaemonProcess], inbox: Path, fake: FakeOcrSpace, tmp_path: Path
+) -> None:
     """A file renamed in from a staging folder on the same disk is whole: read at once, not after settling.
 
     The quiet period is set to an hour, so only the rename itself can make the
@@ -163,7 +175,9 @@ def test_rename_from_a_folder_outside_the_inbox_needs_no_quiet_period(
     daemon = make_daemon({"settle_seconds": 3600, "recursive": True}).start()
     (staging / "staged.png").write_bytes(image_bytes("staged elsewhere"))
     os.rename(staging / "staged.png", inbox / "staged.png")
-    wait_until(lambda: done(inbox / "staged.png"), message="renamed-in file read without waiting an hour")
+    wait_until(
+        lambda: done(inbox / "staged.png"), message="renamed-in file read without waiting an hour"
+    )
     os.rename(inbox / "staged.png", staging / "away.png")
     os.rename(inbox / "sub", staging / "sub")
     (staging / "second.png").write_bytes(image_bytes("second staged"))
@@ -174,12 +188,15 @@ def test_rename_from_a_folder_outside_the_inbox_needs_no_quiet_period(
     assert "ERROR" not in daemon.log() and "Traceback" not in daemon.log()
 
 
-def test_copy_and_move_from_another_file_system(make_daemon: Callable[..., DaemonProcess], inbox: Path,
-                                                fake: FakeOcrSpace) -> None:
+def test_copy_and_move_from_another_file_system(
+    make_daemon: Callable[..., DaemonProcess], inbox: Path, fake: FakeOcrSpace
+) -> None:
     """A copy, and a move across file systems (copy + delete), are each read once."""
     other = Path(tempfile.mkdtemp(dir="/dev/shm"))
     try:
-        assert os.stat(other).st_dev != os.stat(inbox).st_dev, "/dev/shm should be another file system"
+        assert os.stat(other).st_dev != os.stat(inbox).st_dev, (
+            "/dev/shm should be another file system"
+        )
         daemon = make_daemon().start()
         (other / "moved.png").write_bytes(image_bytes("moved in"))
         (other / "copied.png").write_bytes(image_bytes("copied in"))
@@ -192,7 +209,9 @@ def test_copy_and_move_from_another_file_system(make_daemon: Callable[..., Daemo
     assert {"moved.png": 1, "copied.png": 1} == dict(fake.count_by_filename())
 
 
-def test_many_files_at_once(make_daemon: Callable[..., DaemonProcess], inbox: Path, fake: FakeOcrSpace) -> None:
+def test_many_files_at_once(
+    make_daemon: Callable[..., DaemonProcess], inbox: Path, fake: FakeOcrSpace
+) -> None:
     """Sixty files landing together are each processed exactly once."""
     daemon = make_daemon().start()
     data = image_bytes("burst")
@@ -204,12 +223,20 @@ def test_many_files_at_once(make_daemon: Callable[..., DaemonProcess], inbox: Pa
     assert {name: 1 for name in names} == dict(fake.count_by_filename())
 
 
-def test_junk_and_own_files_are_ignored(make_daemon: Callable[..., DaemonProcess], inbox: Path,
-                                        fake: FakeOcrSpace) -> None:
+def test_junk_and_own_files_are_ignored(
+    make_daemon: Callable[..., DaemonProcess], inbox: Path, fake: FakeOcrSpace
+) -> None:
     """Temporaries, hidden files and non-matching names never reach the API."""
     daemon = make_daemon().start()
     data = image_bytes("junk")
-    for name in (".hidden.png", "scan.png.tmp", "x.png.crdownload", "~$lock.png", "Thumbs.db", "notes.txt"):
+    for name in (
+        ".hidden.png",
+        "scan.png.tmp",
+        "x.png.crdownload",
+        "~$lock.png",
+        "Thumbs.db",
+        "notes.txt",
+    ):
         (inbox / name).write_bytes(data)
     (inbox / "real.png").write_bytes(data)
     wait_until(lambda: done(inbox / "real.png"))
@@ -217,8 +244,9 @@ def test_junk_and_own_files_are_ignored(make_daemon: Callable[..., DaemonProcess
     assert {"real.png": 1} == dict(fake.count_by_filename())
 
 
-def test_rescan_finds_files_whose_events_were_missed(make_daemon: Callable[..., DaemonProcess], inbox: Path,
-                                                     fake: FakeOcrSpace) -> None:
+def test_rescan_finds_files_whose_events_were_missed(
+    make_daemon: Callable[..., DaemonProcess], inbox: Path, fake: FakeOcrSpace
+) -> None:
     """With events effectively lost (a poll every hour), the periodic rescan still finds the file."""
     daemon = make_daemon({"watch": "poll", "poll_interval": 3600}, rescan_interval=1).start()
     (inbox / "missed.png").write_bytes(image_bytes("missed event"))
@@ -228,14 +256,18 @@ def test_rescan_finds_files_whose_events_were_missed(make_daemon: Callable[..., 
     assert "periodic rescan" in daemon.log()
 
 
-def test_truncated_file_is_read_when_it_completes(make_daemon: Callable[..., DaemonProcess], inbox: Path,
-                                                  fake: FakeOcrSpace) -> None:
+def test_truncated_file_is_read_when_it_completes(
+    make_daemon: Callable[..., DaemonProcess], inbox: Path, fake: FakeOcrSpace
+) -> None:
     """Half a JPEG (closed) waits; when the rest arrives it is read once, never sent half."""
     daemon = make_daemon().start()
     data = image_bytes("finished later", fmt="JPEG", size=(900, 600))
     target = inbox / "late.jpg"
     target.write_bytes(data[: len(data) // 2])
-    wait_until(lambda: "waiting for " + str(target) in daemon.log(), message="the daemon to notice truncation")
+    wait_until(
+        lambda: "waiting for " + str(target) in daemon.log(),
+        message="the daemon to notice truncation",
+    )
     with target.open("ab") as handle:
         handle.write(data[len(data) // 2 :])
     wait_until(lambda: done(target))
@@ -244,8 +276,9 @@ def test_truncated_file_is_read_when_it_completes(make_daemon: Callable[..., Dae
     assert data == fake.requests[0].data
 
 
-def test_bad_file_fails_clearly_and_the_daemon_goes_on(make_daemon: Callable[..., DaemonProcess], inbox: Path,
-                                                       fake: FakeOcrSpace) -> None:
+def test_bad_file_fails_clearly_and_the_daemon_goes_on(
+    make_daemon: Callable[..., DaemonProcess], inbox: Path, fake: FakeOcrSpace
+) -> None:
     """A text file named .jpg gets an error sidecar; later files still work; no retry loop."""
     daemon = make_daemon(rescan_interval=0.5).start()
     (inbox / "fake.jpg").write_text("this is not an image\n")
@@ -257,8 +290,13 @@ def test_bad_file_fails_clearly_and_the_daemon_goes_on(make_daemon: Callable[...
     assert "not an image" in error["error"]["message"]
     first = (inbox / "fake.jpg.error.json").stat().st_mtime_ns
     rescans = daemon.log().count("scan (periodic rescan)")
-    wait_until(lambda: daemon.log().count("scan (periodic rescan)") >= rescans + 2, message="two more rescans")
-    assert first == (inbox / "fake.jpg.error.json").stat().st_mtime_ns, "a failed file was retried in a loop"
+    wait_until(
+        lambda: daemon.log().count("scan (periodic rescan)") >= rescans + 2,
+        message="two more rescans",
+    )
+    assert first == (inbox / "fake.jpg.error.json").stat().st_mtime_ns, (
+        "a failed file was retried in a loop"
+    )
     (inbox / "fake.jpg").write_bytes(image_bytes("fixed now"))
     wait_until(lambda: done(inbox / "fake.jpg"))
     assert not (inbox / "fake.jpg.error.json").exists()
@@ -266,8 +304,9 @@ def test_bad_file_fails_clearly_and_the_daemon_goes_on(make_daemon: Callable[...
     assert {"good.png": 1, "fake.png": 1} == dict(fake.count_by_filename())
 
 
-def test_sigterm_drains_work_in_progress(make_daemon: Callable[..., DaemonProcess], inbox: Path,
-                                         fake: FakeOcrSpace) -> None:
+def test_sigterm_drains_work_in_progress(
+    make_daemon: Callable[..., DaemonProcess], inbox: Path, fake: FakeOcrSpace
+) -> None:
     """SIGTERM during a slow request lets it finish, writes its sidecars, exits 0."""
     fake.latency = 2.0
     daemon = make_daemon().start()
@@ -279,8 +318,9 @@ def test_sigterm_drains_work_in_progress(make_daemon: Callable[..., DaemonProces
     assert 1 == daemon.notify.count("STOPPING", "1")
 
 
-def test_sighup_adds_an_inbox_and_refuses_a_broken_config(make_daemon: Callable[..., DaemonProcess], inbox: Path,
-                                                          fake: FakeOcrSpace, tmp_path: Path) -> None:
+def test_sighup_adds_an_inbox_and_refuses_a_broken_config(
+    make_daemon: Callable[..., DaemonProcess], inbox: Path, fake: FakeOcrSpace, tmp_path: Path
+) -> None:
     """A reload adds a new inbox; an invalid config is refused and the old one keeps working."""
     daemon = make_daemon().start()
     second = tmp_path / "second"
@@ -300,8 +340,9 @@ def test_sighup_adds_an_inbox_and_refuses_a_broken_config(make_daemon: Callable[
     assert 1 <= daemon.notify.count("RELOADING", "1")
 
 
-def test_sigkill_and_restart_loses_nothing(make_daemon: Callable[..., DaemonProcess], inbox: Path,
-                                           fake: FakeOcrSpace) -> None:
+def test_sigkill_and_restart_loses_nothing(
+    make_daemon: Callable[..., DaemonProcess], inbox: Path, fake: FakeOcrSpace
+) -> None:
     """Killed mid-work, restarted: every file ends with valid sidecars, no temporaries, few repeats."""
     fake.latency = 0.3
     names = [f"k{index:02d}.png" for index in range(12)]
@@ -330,18 +371,26 @@ def test_after_move_takes_sidecars_along_and_failures_go_to_failed_dir(
     daemon = make_daemon({"after": "move", "failed_dir": str(failed)}, rescan_interval=0.5).start()
     (inbox / "good.png").write_bytes(image_bytes("moving on"))
     (inbox / "bad.jpg").write_text("not an image")
-    wait_until(lambda: (inbox / "done" / "good.png.json").exists() and (failed / "bad.jpg.error.json").exists())
+    wait_until(
+        lambda: (
+            (inbox / "done" / "good.png.json").exists() and (failed / "bad.jpg.error.json").exists()
+        )
+    )
     assert (inbox / "done" / "good.png").exists() and (inbox / "done" / "good.png.txt").exists()
     assert (failed / "bad.jpg").exists()
     assert [] == sorted(p.name for p in inbox.iterdir() if p.is_file())
     rescans = daemon.log().count("scan (periodic rescan)")
-    wait_until(lambda: daemon.log().count("scan (periodic rescan)") >= rescans + 2, message="two more rescans")
+    wait_until(
+        lambda: daemon.log().count("scan (periodic rescan)") >= rescans + 2,
+        message="two more rescans",
+    )
     assert 0 == daemon.stop()
     assert {"good.png": 1} == dict(fake.count_by_filename())
 
 
-def test_after_delete_removes_only_the_image(make_daemon: Callable[..., DaemonProcess], inbox: Path,
-                                             fake: FakeOcrSpace) -> None:
+def test_after_delete_removes_only_the_image(
+    make_daemon: Callable[..., DaemonProcess], inbox: Path, fake: FakeOcrSpace
+) -> None:
     """`after: delete` deletes the image once its sidecars are durable, and keeps the sidecars."""
     daemon = make_daemon({"after": "delete"}).start()
     (inbox / "gone.png").write_bytes(image_bytes("delete me"))
@@ -376,15 +425,23 @@ def test_inbox_folder_deleted_and_recreated_is_watched_again(
     shutil.rmtree(inbox)
     wait_until(lambda: "the watch stopped working" in daemon.log() or "is missing" in daemon.log())
     inbox.mkdir()
-    wait_until(lambda: "watching it again" in daemon.log() or daemon.log().count("watching " + str(inbox)) >= 2)
+    wait_until(
+        lambda: (
+            "watching it again" in daemon.log() or daemon.log().count("watching " + str(inbox)) >= 2
+        )
+    )
     (inbox / "back.png").write_bytes(image_bytes("back again"))
     wait_until(lambda: done(inbox / "back.png"))
     assert 0 == daemon.stop()
     assert {"back.png": 1} == dict(fake.count_by_filename())
 
 
-def test_kernel_queue_overflow_triggers_a_rescan(make_daemon: Callable[..., DaemonProcess], inbox: Path,
-                                                 fake: FakeOcrSpace, sysctl: Callable[[str, int], None]) -> None:
+def test_kernel_queue_overflow_triggers_a_rescan(
+    make_daemon: Callable[..., DaemonProcess],
+    inbox: Path,
+    fake: FakeOcrSpace,
+    sysctl: Callable[[str, int], None],
+) -> None:
     """With a tiny inotify queue, a burst overflows it; the rescan still finds every file."""
     sysctl("fs.inotify.max_queued_events", 16)
     daemon = make_daemon(workers=1).start()
@@ -401,8 +458,12 @@ def test_kernel_queue_overflow_triggers_a_rescan(make_daemon: Callable[..., Daem
     assert {name: 1 for name in names} == dict(fake.count_by_filename())
 
 
-def test_out_of_inotify_watches_falls_back_to_polling(make_daemon: Callable[..., DaemonProcess], inbox: Path,
-                                                      fake: FakeOcrSpace, sysctl: Callable[[str, int], None]) -> None:
+def test_out_of_inotify_watches_falls_back_to_polling(
+    make_daemon: Callable[..., DaemonProcess],
+    inbox: Path,
+    fake: FakeOcrSpace,
+    sysctl: Callable[[str, int], None],
+) -> None:
     """Too few inotify watches: a clear message with the sysctl to raise, and polling instead."""
     for name in ("a", "b", "c"):
         (inbox / name).mkdir()
@@ -447,7 +508,9 @@ def test_reload_with_changed_rules_reprocesses_existing_files(
     config["inboxes"][0]["overlay"] = True
     daemon.write_config(config)
     daemon.reload()
-    wait_until(lambda: fake.count_by_filename()["r.png"] == 2, message="r.png sent again with overlay")
+    wait_until(
+        lambda: fake.count_by_filename()["r.png"] == 2, message="r.png sent again with overlay"
+    )
     wait_until(lambda: valid_record(inbox / "r.png")["settings"]["overlay"] is True)
     assert 0 == daemon.stop()
     assert {"r.png": 2} == dict(fake.count_by_filename())

@@ -27,7 +27,9 @@ from tests.support.render import page
 KEY = "TEST-KEY"
 
 
-def gray_page(words: str = "Hello ocrwatch world", size: tuple[int, int] = (900, 200)) -> np.ndarray:
+def gray_page(
+    words: str = "Hello ocrwatch world", size: tuple[int, int] = (900, 200)
+) -> np.ndarray:
     image, _ = page([words], size=size, font_size=48)
     return np.asarray(image.convert("L")).copy()
 
@@ -47,8 +49,15 @@ def test_request_follows_the_protocol_and_reads_real_text() -> None:
     assert () == request.problems
     assert KEY == request.headers["apikey"]
     assert "hello.jpg" == request.filename
-    assert {"language": "eng", "isOverlayRequired": "true", "detectOrientation": "true", "scale": "false",
-            "isTable": "false", "OCREngine": "1", "filetype": "JPG"} == request.form
+    assert {
+        "language": "eng",
+        "isOverlayRequired": "true",
+        "detectOrientation": "true",
+        "scale": "false",
+        "isTable": "false",
+        "OCREngine": "1",
+        "filetype": "JPG",
+    } == request.form
     assert "Hello ocrwatch world" in result.text
     assert [] != list(result.pages[0].words)
 
@@ -101,7 +110,9 @@ def test_word_boxes_map_back_through_a_downscaled_upload() -> None:
 
 def test_transient_failures_are_retried_then_succeed() -> None:
     """A 503 and a timeout answer are retried; the third try succeeds."""
-    with FakeOcrSpace(mode="text", text="ok", api_key=KEY, script=["http503", "timeout_exit6"]) as fake:
+    with FakeOcrSpace(
+        mode="text", text="ok", api_key=KEY, script=["http503", "timeout_exit6"]
+    ) as fake:
         engine = engine_for(fake.url, attempts=3)
         result = engine.recognize(OcrRequest(image=gray_page(), name="flaky"))
         engine.close()
@@ -111,9 +122,10 @@ def test_transient_failures_are_retried_then_succeed() -> None:
 
 def test_failover_to_the_next_endpoint() -> None:
     """When the first endpoint keeps failing, the second one answers."""
-    with FakeOcrSpace(mode="text", text="from b", api_key=KEY, faults={"http502": 1.0}) as bad, FakeOcrSpace(
-        mode="text", text="from b", api_key=KEY
-    ) as good:
+    with (
+        FakeOcrSpace(mode="text", text="from b", api_key=KEY, faults={"http502": 1.0}) as bad,
+        FakeOcrSpace(mode="text", text="from b", api_key=KEY) as good,
+    ):
         engine = engine_for(bad.url, good.url, attempts=2)
         result = engine.recognize(OcrRequest(image=gray_page(), name="failover"))
         engine.close()
@@ -187,7 +199,9 @@ def test_rate_limit_pauses_for_the_named_window(fault: str) -> None:
     """The 403 sentence pauses the shared gate for its S seconds."""
     gate = RequestGate(None)
     with FakeOcrSpace(mode="text", api_key=KEY, faults={fault: 1.0}) as fake:
-        engine = OcrSpaceEngine(OcrSpaceConfig(endpoint=(fake.url,)), ApiKey(KEY, "test"), gate=gate)
+        engine = OcrSpaceEngine(
+            OcrSpaceConfig(endpoint=(fake.url,)), ApiKey(KEY, "test"), gate=gate
+        )
         before = time.time()
         with pytest.raises(RateLimitError) as caught:
             engine.recognize(OcrRequest(image=gray_page(), name="rate"))
@@ -197,7 +211,9 @@ def test_rate_limit_pauses_for_the_named_window(fault: str) -> None:
     assert paused is not None and before + 590 < paused < time.time() + 610
 
 
-@pytest.mark.parametrize("fault", ["reset_mid_body", "truncated_json", "malformed_json", "html_error"])
+@pytest.mark.parametrize(
+    "fault", ["reset_mid_body", "truncated_json", "malformed_json", "html_error"]
+)
 def test_broken_answers_are_transient(fault: str) -> None:
     """Resets, truncated or malformed JSON and HTML pages are retried, then reported as transient."""
     with FakeOcrSpace(mode="text", api_key=KEY, faults={fault: 1.0}) as fake:
@@ -217,7 +233,9 @@ def test_read_timeout_is_transient_and_bounded() -> None:
             engine.recognize(OcrRequest(image=gray_page(), name="slow"))
         elapsed = time.monotonic() - started
         engine.close()
-    assert "within the timeout" in str(caught.value.__cause__ or caught.value) or "timeout" in str(caught.value)
+    assert "within the timeout" in str(caught.value.__cause__ or caught.value) or "timeout" in str(
+        caught.value
+    )
     assert elapsed < 4.0
 
 

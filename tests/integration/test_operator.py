@@ -44,8 +44,15 @@ def free_port() -> int:
 
 
 def ocrwatch(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ocrwatch", *args], capture_output=True, text=True, env=env,
-                          cwd=cwd, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "ocrwatch", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=120,
+        check=False,
+    )
 
 
 @pytest.fixture
@@ -76,8 +83,9 @@ def setup(tmp_path: Path, fake: FakeOcrSpace) -> Iterator[Callable[..., DaemonPr
         daemon.close()
 
 
-def test_status_failed_and_retry_against_a_running_daemon(setup: Callable[..., DaemonProcess], tmp_path: Path,
-                                                          fake: FakeOcrSpace) -> None:
+def test_status_failed_and_retry_against_a_running_daemon(
+    setup: Callable[..., DaemonProcess], tmp_path: Path, fake: FakeOcrSpace
+) -> None:
     """status shows per-inbox counts and the last error; failed lists the failure; retry gets it done."""
     inbox = tmp_path / "inbox"
     daemon = setup({"failed_dir": str(tmp_path / "failed")}).start()
@@ -101,7 +109,9 @@ def test_status_failed_and_retry_against_a_running_daemon(setup: Callable[..., D
     text = ocrwatch("status", "-c", str(daemon.config_path), env=env, cwd=tmp_path).stdout
     assert f"ocrwatch is running (pid {daemon.process.pid}" in text and "done 1, failed 1" in text
 
-    listed = json.loads(ocrwatch("failed", "--json", "-c", str(daemon.config_path), env=env, cwd=tmp_path).stdout)
+    listed = json.loads(
+        ocrwatch("failed", "--json", "-c", str(daemon.config_path), env=env, cwd=tmp_path).stdout
+    )
     assert [(str(tmp_path / "failed" / "unlucky.png"), "transient")] == [
         (item["image"], item["classification"]) for item in listed
     ]
@@ -114,15 +124,19 @@ def test_status_failed_and_retry_against_a_running_daemon(setup: Callable[..., D
     assert 0 == retried.returncode, retried.stderr
     assert "moved back to" in retried.stdout and "asked to pick them up now" in retried.stdout
     wait_until(lambda: (inbox / "unlucky.png.json").exists())
-    assert "nothing to retry" in ocrwatch("retry", "-c", str(daemon.config_path), env=env, cwd=tmp_path).stdout
+    assert (
+        "nothing to retry"
+        in ocrwatch("retry", "-c", str(daemon.config_path), env=env, cwd=tmp_path).stdout
+    )
     assert 0 == daemon.stop()
     stopped = ocrwatch("status", "-c", str(daemon.config_path), env=env, cwd=tmp_path)
     assert 3 == stopped.returncode
     assert "ocrwatch is not running" in stopped.stdout
 
 
-def test_status_shows_the_ocrspace_pause(setup: Callable[..., DaemonProcess], tmp_path: Path,
-                                         fake: FakeOcrSpace) -> None:
+def test_status_shows_the_ocrspace_pause(
+    setup: Callable[..., DaemonProcess], tmp_path: Path, fake: FakeOcrSpace
+) -> None:
     """After the API's rate-limit answer, status says until when ocr.space is paused."""
     daemon = setup().start()
     fake.script = ["rate_limit_json"]
@@ -137,20 +151,29 @@ def test_status_shows_the_ocrspace_pause(setup: Callable[..., DaemonProcess], tm
     assert 0 == daemon.stop()
 
 
-def test_metrics_endpoint_is_scraped(setup: Callable[..., DaemonProcess], tmp_path: Path, fake: FakeOcrSpace) -> None:
+def test_metrics_endpoint_is_scraped(
+    setup: Callable[..., DaemonProcess], tmp_path: Path, fake: FakeOcrSpace
+) -> None:
     """The Prometheus endpoint counts files, requests, bytes, queue and pauses."""
     port = free_port()
     daemon = setup(metrics={"listen": f"127.0.0.1:{port}"}).start()
     for name in ("m1", "m2"):
         (tmp_path / "inbox" / f"{name}.png").write_bytes(image_bytes(name))
-    wait_until(lambda: (tmp_path / "inbox" / "m2.png.json").exists() and (tmp_path / "inbox" / "m1.png.json").exists())
+    wait_until(
+        lambda: (
+            (tmp_path / "inbox" / "m2.png.json").exists()
+            and (tmp_path / "inbox" / "m1.png.json").exists()
+        )
+    )
     fake.script = ["rate_limit_json"]
     (tmp_path / "inbox" / "m3.png").write_bytes(image_bytes("m3"))
 
     def scrape() -> str:
         return requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
 
-    body = wait_until(lambda: (text := scrape()) and "ocrwatch_ratelimit_pauses_total 1.0" in text and text, 20)
+    body = wait_until(
+        lambda: (text := scrape()) and "ocrwatch_ratelimit_pauses_total 1.0" in text and text, 20
+    )
     inbox = str(tmp_path / "inbox")
     assert f'ocrwatch_files_total{{inbox="{inbox}",outcome="done"}} 2.0' in body
     assert 'ocrwatch_ocr_request_seconds_count{engine="ocrspace",outcome="ok"} 2.0' in body
@@ -179,20 +202,26 @@ class Receiver(BaseHTTPRequestHandler):
         return
 
 
-def test_hooks_run_commands_and_post_without_blocking_ocr(setup: Callable[..., DaemonProcess], tmp_path: Path,
-                                                           fake: FakeOcrSpace) -> None:
+def test_hooks_run_commands_and_post_without_blocking_ocr(
+    setup: Callable[..., DaemonProcess], tmp_path: Path, fake: FakeOcrSpace
+) -> None:
     """A command hook gets placeholders (and no API key); a URL hook gets the JSON; a slow hook blocks nothing."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
     Receiver.received = []
     threading.Thread(target=server.serve_forever, daemon=True).start()
     record = tmp_path / "hook-calls.jsonl"
     gate = tmp_path / "release-slow-hook"
-    writer = ("import json, os, sys; "
-              f"open({str(record)!r}, 'a').write(json.dumps({{'argv': sys.argv[1:], "
-              "'key': os.environ.get('OCRSPACE_API_KEY'), 'status': os.environ.get('OCRWATCH_STATUS')}) + '\\n')")
+    writer = (
+        "import json, os, sys; "
+        f"open({str(record)!r}, 'a').write(json.dumps({{'argv': sys.argv[1:], "
+        "'key': os.environ.get('OCRSPACE_API_KEY'), 'status': os.environ.get('OCRWATCH_STATUS')}) + '\\n')"
+    )
     slow = f"import os, time\nwhile not os.path.exists({str(gate)!r}): time.sleep(0.05)"
     hooks = [
-        {"events": ["done", "failed"], "command": [sys.executable, "-c", writer, "{status}", "{image}", "{text}", "{error}"]},
+        {
+            "events": ["done", "failed"],
+            "command": [sys.executable, "-c", writer, "{status}", "{image}", "{text}", "{error}"],
+        },
         {"events": "failed", "url": f"http://127.0.0.1:{server.server_port}/hook"},
         {"events": ["done"], "command": [sys.executable, "-c", slow], "timeout": 60},
     ]
@@ -211,12 +240,20 @@ def test_hooks_run_commands_and_post_without_blocking_ocr(setup: Callable[..., D
         gate.write_text("go")
     calls = [json.loads(line) for line in record.read_text().splitlines()]
     by_image = {Path(call["argv"][1]).name: call for call in calls}
-    assert ["done", str(inbox / "h1.png"), str(inbox / "h1.png.txt"), ""] == by_image["h1.png"]["argv"]
-    assert ["failed", str(inbox / "bad.jpg"), "", str(inbox / "bad.jpg.error.json")] == by_image["bad.jpg"]["argv"]
+    assert ["done", str(inbox / "h1.png"), str(inbox / "h1.png.txt"), ""] == by_image["h1.png"][
+        "argv"
+    ]
+    assert ["failed", str(inbox / "bad.jpg"), "", str(inbox / "bad.jpg.error.json")] == by_image[
+        "bad.jpg"
+    ]["argv"]
     assert all(call["key"] is None for call in calls)
     assert {"done", "failed"} == {call["status"] for call in calls}
     (posted,) = Receiver.received
-    assert ("failed", str(inbox / "bad.jpg"), "bad_input") == (posted["status"], posted["image"], posted["classification"])
+    assert ("failed", str(inbox / "bad.jpg"), "bad_input") == (
+        posted["status"],
+        posted["image"],
+        posted["classification"],
+    )
     assert 0 == daemon.stop()
     server.shutdown()
     assert KEY not in daemon.log()
@@ -225,8 +262,15 @@ def test_hooks_run_commands_and_post_without_blocking_ocr(setup: Callable[..., D
 def run_in_pty(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str]:
     """Run ``argv`` with a pseudo-terminal as its stdout and stderr; return its status and output."""
     primary, secondary = pty.openpty()
-    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=secondary, stderr=secondary, env=env, cwd=cwd,
-                               close_fds=True)
+    process = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=secondary,
+        stderr=secondary,
+        env=env,
+        cwd=cwd,
+        close_fds=True,
+    )
     os.close(secondary)
     chunks = []
     deadline = time.monotonic() + 120
@@ -256,7 +300,9 @@ def test_once_shows_a_progress_bar_on_a_terminal_and_lines_on_a_pipe(tmp_path: P
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump({"engine": "tesseract", "inboxes": [{"path": str(inbox)}]}))
     env = {**os.environ, "TERM": "xterm", "COLUMNS": "120"}
-    status, output = run_in_pty([sys.executable, "-m", "ocrwatch", "once", "-c", str(config)], env, tmp_path)
+    status, output = run_in_pty(
+        [sys.executable, "-m", "ocrwatch", "once", "-c", str(config)], env, tmp_path
+    )
     assert 1 == status
     assert re.search(r"\r\[#+\.*\] \d/7 +[\d.]+ files/s +ETA [\d:-]+", output), output
     assert "\r[########################] 7/7" in output
@@ -264,8 +310,15 @@ def test_once_shows_a_progress_bar_on_a_terminal_and_lines_on_a_pipe(tmp_path: P
     assert re.search(r"^done +6\r?$", output, re.M) and re.search(r"^failed +1\r?$", output, re.M)
     for name in ("p0", "p1", "p2", "p3", "p4", "p5"):
         (inbox / f"{name}.png.json").unlink()
-    piped = subprocess.run([sys.executable, "-m", "ocrwatch", "once", "-c", str(config)], capture_output=True,
-                           text=True, env=env, cwd=tmp_path, timeout=120, check=False)
+    piped = subprocess.run(
+        [sys.executable, "-m", "ocrwatch", "once", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
     assert "\r" not in piped.stderr and "ETA" not in piped.stderr
     assert 6 == len(re.findall(r" INFO done .*p\d\.png: \d+ characters", piped.stderr))
     assert re.search(r"^done +6$", piped.stderr, re.M)

@@ -23,4 +23,3 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.fail(f"reference material not found at {SHARED}; set OCRWATCH_SHARED to its folder")
     return SHARED
-

@@ -22,7 +22,9 @@ KEY = "K8-DISTINCTIVE-KEY-0042"
 COMMAND_TIMEOUT_SECONDS = 300
 
 
-def ocrwatch(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def ocrwatch(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """``python -m ocrwatch ARGS`` in a fresh process, with ``env`` added to this one's."""
     return subprocess.run(
         [sys.executable, "-m", "ocrwatch", *args],
@@ -44,7 +46,9 @@ def write_config(folder: Path, config: dict[str, Any]) -> Path:
 
 def record(image: Path) -> dict[str, Any]:
     """The ``.json`` sidecar of ``image``, validated against the schema."""
-    data: dict[str, Any] = json.loads(image.with_name(image.name + ".json").read_text(encoding="utf-8"))
+    data: dict[str, Any] = json.loads(
+        image.with_name(image.name + ".json").read_text(encoding="utf-8")
+    )
     jsonschema.validate(data, SCHEMA)
     return data
 

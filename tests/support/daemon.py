@@ -63,8 +63,14 @@ class NotifyListener:
 class DaemonProcess:
     """``ocrwatch run -c CONFIG`` in a subprocess, with its log in a file."""
 
-    def __init__(self, workdir: Path, config: dict[str, Any], *, env: dict[str, str] | None = None,
-                 prefix: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        config: dict[str, Any],
+        *,
+        env: dict[str, str] | None = None,
+        prefix: list[str] | None = None,
+    ) -> None:
         self.workdir = workdir
         self.config_path = workdir / "ocrwatch.yaml"
         self.write_config(config)
@@ -88,7 +94,16 @@ class DaemonProcess:
         self._log_handle = self.log_path.open("ab")
         readies = self.notify.count("READY")
         self.process = subprocess.Popen(
-            [*self.prefix, sys.executable, "-m", "ocrwatch", "run", "-v", "-c", str(self.config_path)],
+            [
+                *self.prefix,
+                sys.executable,
+                "-m",
+                "ocrwatch",
+                "run",
+                "-v",
+                "-c",
+                str(self.config_path),
+            ],
             stdout=self._log_handle,
             stderr=subprocess.STDOUT,
             env=self.env,
@@ -115,7 +130,11 @@ class DaemonProcess:
         """SIGHUP, then wait for the READY=1 that ends the reload."""
         readies = self.notify.count("READY")
         self.send(signal.SIGHUP)
-        wait_until(lambda: self.notify.count("READY") > readies, START_TIMEOUT, message="READY=1 after reload")
+        wait_until(
+            lambda: self.notify.count("READY") > readies,
+            START_TIMEOUT,
+            message="READY=1 after reload",
+        )
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> int:
         """SIGTERM and wait; returns the exit status."""

@@ -22,7 +22,9 @@ class FakeEngine(OcrEngine):
     name: ClassVar[str] = "fake"
 
     def __init__(
-        self, texts: Mapping[str, str] | None = None, failures: Mapping[str, BaseException] | None = None
+        self,
+        texts: Mapping[str, str] | None = None,
+        failures: Mapping[str, BaseException] | None = None,
     ) -> None:
         self.texts = dict(texts or {})
         self.failures = dict(failures or {})
@@ -49,7 +51,9 @@ class FakeEngine(OcrEngine):
             for index, word in enumerate(text.split())
             if 10 * index < width
         )
-        return OcrResult(pages=(Page(text, words),), engine=self.name, seconds=time.perf_counter() - started)
+        return OcrResult(
+            pages=(Page(text, words),), engine=self.name, seconds=time.perf_counter() - started
+        )
 
     def close(self) -> None:
         self.closed = True

@@ -12,7 +12,11 @@ POLL_SECONDS = 0.02
 
 
 def wait_until(
-    predicate: Callable[[], T], timeout: float = 20.0, *, message: str = "", interval: float = POLL_SECONDS
+    predicate: Callable[[], T],
+    timeout: float = 20.0,
+    *,
+    message: str = "",
+    interval: float = POLL_SECONDS,
 ) -> T:
     """Poll ``predicate`` every ``interval`` until it returns something truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

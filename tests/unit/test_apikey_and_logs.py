@@ -21,7 +21,9 @@ def test_key_file_wins_over_environment_and_credentials(tmp_path: Path) -> None:
     key_file = tmp_path / "key"
     key_file.write_text(KEY + "\n")
     key_file.chmod(0o600)
-    lookup = find_api_key(OcrSpaceConfig(api_key_file=key_file), None, {"OCRSPACE_API_KEY": "other"})
+    lookup = find_api_key(
+        OcrSpaceConfig(api_key_file=key_file), None, {"OCRSPACE_API_KEY": "other"}
+    )
     assert lookup.key is not None
     assert (KEY, f"file {key_file}", ()) == (lookup.key.value, lookup.key.source, lookup.warnings)
     assert KEY not in repr(lookup.key) and KEY not in str(lookup.key)
@@ -44,9 +46,9 @@ def test_world_readable_key_file_and_inline_key_warn(tmp_path: Path) -> None:
     key_file.write_text(KEY)
     key_file.chmod(0o644)
     lookup = find_api_key(OcrSpaceConfig(api_key_file=key_file), None, {})
-    assert [f"API key file {key_file} is readable by other users; restrict it with: chmod 600 {key_file}"] == list(
-        lookup.warnings
-    )
+    assert [
+        f"API key file {key_file} is readable by other users; restrict it with: chmod 600 {key_file}"
+    ] == list(lookup.warnings)
     config_file = tmp_path / "c.yaml"
     config_file.write_text("x")
     config_file.chmod(0o644)
@@ -61,7 +63,9 @@ def test_empty_key_file_is_a_config_error(tmp_path: Path) -> None:
     key_file.write_text("\n")
     with pytest.raises(ConfigError) as caught:
         find_api_key(OcrSpaceConfig(api_key_file=key_file), tmp_path / "c.yaml", {})
-    assert [f"{tmp_path / 'c.yaml'}: at 'ocrspace.api_key_file': {key_file} is empty"] == caught.value.problems
+    assert [
+        f"{tmp_path / 'c.yaml'}: at 'ocrspace.api_key_file': {key_file} is empty"
+    ] == caught.value.problems
 
 
 def test_found_keys_are_scrubbed_from_every_log_line(tmp_path: Path) -> None:

@@ -61,7 +61,9 @@ def test_unknown_keys_are_errors_at_every_level() -> None:
 def test_duplicate_keys_are_refused() -> None:
     """YAML would keep the last of two equal keys; ocrwatch refuses instead."""
     found = problems("engine: tesseract\nengine: ocrspace\n")
-    assert ["/etc/ocrwatch/config.yaml:2: invalid YAML: duplicate key 'engine' (first on line 1)"] == found
+    assert [
+        "/etc/ocrwatch/config.yaml:2: invalid YAML: duplicate key 'engine' (first on line 1)"
+    ] == found
 
 
 def test_malformed_yaml_names_the_line() -> None:
@@ -73,20 +75,25 @@ def test_malformed_yaml_names_the_line() -> None:
 
 def test_top_level_must_be_a_mapping() -> None:
     """A list at the top level is explained, not a traceback."""
-    assert ["/etc/ocrwatch/config.yaml: the top level must be a mapping of keys, not list"] == problems("- a\n- b\n")
+    assert [
+        "/etc/ocrwatch/config.yaml: the top level must be a mapping of keys, not list"
+    ] == problems("- a\n- b\n")
 
 
 def test_crop_margins_and_box_cannot_mix() -> None:
     """Margins and a box in one crop rule are ambiguous and refused."""
     found = problems("inboxes: [{path: a, crop: {left: 1, x: 2}}]")
-    assert ["/etc/ocrwatch/config.yaml:1: at 'inboxes[0].crop': use either margins (left/top/right/bottom) "
-            "or a box (x/y/width/height), not both"] == found
+    assert [
+        "/etc/ocrwatch/config.yaml:1: at 'inboxes[0].crop': use either margins (left/top/right/bottom) "
+        "or a box (x/y/width/height), not both"
+    ] == found
 
 
 def test_lengths_accept_pixels_and_percentages() -> None:
     """Pixels as numbers or strings, percentages as strings, negative box offsets."""
     loaded = parse_config(
-        "inboxes: [{path: a, crop: {x: '-50%', y: 10, width: '25%', height: '100px'}}]", Path("/c.yaml")
+        "inboxes: [{path: a, crop: {x: '-50%', y: 10, width: '25%', height: '100px'}}]",
+        Path("/c.yaml"),
     )
     rule = loaded.config.inboxes[0].crop.rule()
     assert isinstance(rule, BoxRule)
@@ -113,7 +120,9 @@ def test_search_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "ocrwatch.yaml").write_text("{}")
     assert Path("ocrwatch.yaml") == find_config(None, env)
     assert Path("/named.yaml") == find_config(None, {**env, "OCRWATCH_CONFIG": "/named.yaml"})
-    assert Path("explicit.yaml") == find_config("explicit.yaml", {**env, "OCRWATCH_CONFIG": "/named.yaml"})
+    assert Path("explicit.yaml") == find_config(
+        "explicit.yaml", {**env, "OCRWATCH_CONFIG": "/named.yaml"}
+    )
 
 
 def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
@@ -146,11 +155,7 @@ def test_plan_problems_are_collected_with_key_paths(tmp_path: Path) -> None:
     """Missing folders, a keyless ocr.space inbox and 'auto' on engine 1 are all reported."""
     (tmp_path / "b").mkdir()
     loaded = parse_config(
-        "inboxes:\n"
-        "  - path: missing\n"
-        "  - path: b\n"
-        "    engine: ocrspace\n"
-        "    language: auto\n",
+        "inboxes:\n  - path: missing\n  - path: b\n    engine: ocrspace\n    language: auto\n",
         tmp_path / "c.yaml",
     )
     with pytest.raises(ConfigError) as caught:
@@ -173,7 +178,9 @@ def test_fingerprint_changes_with_result_shaping_settings_only(tmp_path: Path) -
         return plan.inboxes[0].rules.fingerprint
 
     base = fingerprint("engine: tesseract\ninboxes: [{path: in}]")
-    assert base == fingerprint("engine: tesseract\nocrspace: {endpoint: 'http://x/'}\ninboxes: [{path: in}]")
+    assert base == fingerprint(
+        "engine: tesseract\nocrspace: {endpoint: 'http://x/'}\ninboxes: [{path: in}]"
+    )
     assert base != fingerprint("engine: tesseract\ninboxes: [{path: in, crop: {left: 3}}]")
     assert base != fingerprint("engine: tesseract\ninboxes: [{path: in, overlay: true}]")
 

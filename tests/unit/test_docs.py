@@ -29,7 +29,15 @@ def test_readme_documents_every_option() -> None:
     prose = re.sub(r"```.*?```", "", readme, flags=re.DOTALL)
     spans = re.findall(r"`([^`]+)`", prose)
     documented = {word for span in spans for word in re.findall(r"[a-z_]+", span)}
-    for model in (Config, OcrSpaceConfig, TesseractConfig, InboxConfig, RateLimitConfig, HookConfig, MetricsConfig):
+    for model in (
+        Config,
+        OcrSpaceConfig,
+        TesseractConfig,
+        InboxConfig,
+        RateLimitConfig,
+        HookConfig,
+        MetricsConfig,
+    ):
         missing = option_names(model) - documented
         assert set() == missing, f"{model.__name__} options missing from README.md"
 
@@ -38,6 +46,19 @@ def test_example_config_mentions_every_option() -> None:
     """config.example.yaml shows (or comments) every key, so it doubles as a reference."""
     example = (REPO / "config.example.yaml").read_text(encoding="utf-8")
     keys = set(re.findall(r"([a-z_]+):", example)) | set(re.findall(r"\{([a-z_]+):", example))
-    for model in (Config, OcrSpaceConfig, TesseractConfig, InboxConfig, CropConfig, HookConfig, MetricsConfig):
-        missing = option_names(model) - keys - {"api_key"} - ({"x", "y", "width", "height"} if model is CropConfig else set())
+    for model in (
+        Config,
+        OcrSpaceConfig,
+        TesseractConfig,
+        InboxConfig,
+        CropConfig,
+        HookConfig,
+        MetricsConfig,
+    ):
+        missing = (
+            option_names(model)
+            - keys
+            - {"api_key"}
+            - ({"x", "y", "width", "height"} if model is CropConfig else set())
+        )
         assert set() == missing, f"{model.__name__} options missing from config.example.yaml"

@@ -27,7 +27,9 @@ class Clock:
 @pytest.fixture
 def context(tmp_path: Path) -> Context:
     plan = plan_for(tmp_path)
-    return Context(plan=plan, env={}, tracker=Tracker(settle_seconds=lambda inbox: 1.0, max_pending=100))
+    return Context(
+        plan=plan, env={}, tracker=Tracker(settle_seconds=lambda inbox: 1.0, max_pending=100)
+    )
 
 
 def critical_lines(caplog: pytest.LogCaptureFixture) -> int:

@@ -10,8 +10,14 @@ from ocrwatch.geometry import Box, BoxRule, Length, MarginRule
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [(400, Length(400)), ("400", Length(400)), ("400px", Length(400)), ("12.5%", Length(12.5, percent=True)),
-     ("-20%", Length(-20, percent=True)), (-5, Length(-5))],
+    [
+        (400, Length(400)),
+        ("400", Length(400)),
+        ("400px", Length(400)),
+        ("12.5%", Length(12.5, percent=True)),
+        ("-20%", Length(-20, percent=True)),
+        (-5, Length(-5)),
+    ],
 )
 def test_lengths_parse(raw: object, expected: Length) -> None:
     """Pixels and percentages are read in their documented spellings."""
@@ -40,7 +46,9 @@ def test_margins_that_leave_nothing_fail_clearly() -> None:
 
 def test_box_from_far_edges() -> None:
     """Negative x/y count from the right and bottom edges."""
-    box = BoxRule(x=Length(-200), y=Length(-100), width=Length(150), height=Length(50)).resolve(1000, 800)
+    box = BoxRule(x=Length(-200), y=Length(-100), width=Length(150), height=Length(50)).resolve(
+        1000, 800
+    )
     assert Box(800, 700, 150, 50) == box
 
 
@@ -53,4 +61,6 @@ def test_box_outside_the_image_is_an_error_not_a_full_image() -> None:
     """A box that does not fit raises CropError naming the numbers."""
     with pytest.raises(CropError) as caught:
         BoxRule(x=Length(900), y=Length(0), width=Length(200), height=Length(10)).resolve(1000, 800)
-    assert "x=900 y=0 width=200 height=10 does not fit inside the 1000x800 image" in str(caught.value)
+    assert "x=900 y=0 width=200 height=10 does not fit inside the 1000x800 image" in str(
+        caught.value
+    )

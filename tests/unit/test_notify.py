@@ -68,7 +68,9 @@ def test_watchdog_ping(listener: tuple[socket.socket, str]) -> None:
     assert "WATCHDOG=1" == receive(sock)
 
 
-def test_reloading_carries_monotonic_usec_in_the_same_datagram(listener: tuple[socket.socket, str]) -> None:
+def test_reloading_carries_monotonic_usec_in_the_same_datagram(
+    listener: tuple[socket.socket, str],
+) -> None:
     """RELOADING=1 comes with MONOTONIC_USEC= on CLOCK_MONOTONIC in one datagram, as Type=notify-reload needs."""
     sock, address = listener
     before = monotonic_usec()
@@ -98,7 +100,9 @@ def test_abstract_socket_named_with_an_at_sign() -> None:
         assert "READY=1\nSTATUS=up" == receive(sock)
 
 
-def test_without_notify_socket_every_call_is_a_quiet_no_op(caplog: pytest.LogCaptureFixture) -> None:
+def test_without_notify_socket_every_call_is_a_quiet_no_op(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """Outside systemd nothing is sent, nothing fails and nothing is logged."""
     notifier = Notifier({})
     sent = [
@@ -112,7 +116,9 @@ def test_without_notify_socket_every_call_is_a_quiet_no_op(caplog: pytest.LogCap
     assert (False, [False] * 5, []) == (notifier.enabled, sent, caplog.records)
 
 
-def test_process_environment_is_the_default(monkeypatch: pytest.MonkeyPatch, listener: tuple[socket.socket, str]) -> None:
+def test_process_environment_is_the_default(
+    monkeypatch: pytest.MonkeyPatch, listener: tuple[socket.socket, str]
+) -> None:
     """Without an explicit mapping the notifier reads os.environ, as the daemon does under systemd."""
     sock, address = listener
     monkeypatch.setenv("NOTIFY_SOCKET", address)
@@ -138,7 +144,10 @@ def test_watchdog_interval_is_half_the_timeout_and_only_for_this_process(
     environment: dict[str, str], interval: float | None
 ) -> None:
     """Pings every WATCHDOG_USEC/2 seconds; none when unset, zero, unreadable, or meant for another PID."""
-    assert interval == Notifier({"NOTIFY_SOCKET": "/run/systemd/notify", **environment}).watchdog_interval
+    assert (
+        interval
+        == Notifier({"NOTIFY_SOCKET": "/run/systemd/notify", **environment}).watchdog_interval
+    )
 
 
 def test_newlines_in_a_status_are_flattened(listener: tuple[socket.socket, str]) -> None:
@@ -147,7 +156,10 @@ def test_newlines_in_a_status_are_flattened(listener: tuple[socket.socket, str])
     notifier = Notifier({"NOTIFY_SOCKET": address})
     assert notifier.status("reload refused:\nSTOPPING=1")
     assert notifier.ready("line one\nline two")
-    assert ["STATUS=reload refused: STOPPING=1", "READY=1\nSTATUS=line one line two"] == [receive(sock), receive(sock)]
+    assert ["STATUS=reload refused: STOPPING=1", "READY=1\nSTATUS=line one line two"] == [
+        receive(sock),
+        receive(sock),
+    ]
 
 
 def test_datagrams_come_one_per_message_in_order(listener: tuple[socket.socket, str]) -> None:

@@ -38,24 +38,38 @@ def test_an_unexpected_error_in_one_file_fails_it_and_the_run_goes_on(tmp_path: 
     plan = plan_for(tmp_path)
     good, bad = scans(plan.inboxes[0].path, "good.png", "bad.png")
     report = run(plan, FakeEngine(failures={"bad": KeyError("surprise")}))
-    statuses = {outcome.path.name: (outcome.status, outcome.classification) for outcome in report.outcomes}
+    statuses = {
+        outcome.path.name: (outcome.status, outcome.classification) for outcome in report.outcomes
+    }
     assert {"good.png": (Status.DONE, None), "bad.png": (Status.FAILED, "internal")} == statuses
-    assert "internal" == json.loads(Path(f"{bad}.error.json").read_text())["error"]["classification"]
+    assert (
+        "internal" == json.loads(Path(f"{bad}.error.json").read_text())["error"]["classification"]
+    )
     assert Path(f"{good}.txt").read_text() == "text of good\n"
     assert [bad] == [outcome.path for outcome in report.problems]
 
 
-def test_the_command_exits_1_after_an_unexpected_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_command_exits_1_after_an_unexpected_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``ocrwatch once`` finishes every file and exits 1 when one failed on a bug."""
-    config = write_config_with_folders(tmp_path, {"engine": "ocrspace", "state_dir": str(tmp_path / "state"),
-                                     "inboxes": [{"path": str(tmp_path / "in")}]})
+    config = write_config_with_folders(
+        tmp_path,
+        {
+            "engine": "ocrspace",
+            "state_dir": str(tmp_path / "state"),
+            "inboxes": [{"path": str(tmp_path / "in")}],
+        },
+    )
     scans(tmp_path / "in", "a.png", "b.png", "c.png")
     engine = FakeEngine(failures={"b": RuntimeError("bug")})
     monkeypatch.setattr(engines, "create_engine", lambda *args, **kwargs: engine)
     monkeypatch.setenv("OCRSPACE_API_KEY", KEY)
     assert 1 == cli.main(["once", "-q", "-c", str(config)])
     assert ["a.png.txt", "b.png.error.json", "c.png.txt"] == sorted(
-        p.name for p in (tmp_path / "in").iterdir() if p.suffix in {".txt"} or p.name.endswith(".error.json")
+        p.name
+        for p in (tmp_path / "in").iterdir()
+        if p.suffix in {".txt"} or p.name.endswith(".error.json")
     )
     assert engine.closed
 
@@ -66,7 +80,9 @@ def test_a_done_file_is_moved_with_its_sidecars(tmp_path: Path) -> None:
     scans(plan.inboxes[0].path, "letter.png")
     run(plan, FakeEngine())
     done = plan.inboxes[0].path / "done"
-    assert ["letter.png", "letter.png.json", "letter.png.txt"] == sorted(p.name for p in done.iterdir())
+    assert ["letter.png", "letter.png.json", "letter.png.txt"] == sorted(
+        p.name for p in done.iterdir()
+    )
 
 
 def test_a_failed_file_goes_to_the_failed_folder(tmp_path: Path) -> None:
@@ -74,7 +90,9 @@ def test_a_failed_file_goes_to_the_failed_folder(tmp_path: Path) -> None:
     plan = plan_for(tmp_path, failed_dir=str(tmp_path / "failed"))
     scans(plan.inboxes[0].path, "bad.png")
     run(plan, FakeEngine(failures={"bad": ValueError("nope")}))
-    assert ["bad.png", "bad.png.error.json"] == sorted(p.name for p in (tmp_path / "failed").iterdir())
+    assert ["bad.png", "bad.png.error.json"] == sorted(
+        p.name for p in (tmp_path / "failed").iterdir()
+    )
 
 
 def test_a_finished_file_left_by_an_interrupted_move_is_moved(tmp_path: Path) -> None:

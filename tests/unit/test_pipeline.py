@@ -100,13 +100,19 @@ def test_a_transient_failure_is_retried_until_the_caller_gives_up(inbox: InboxPl
     assert (Status.RETRY, False) == (first.status, sidecars(path).error.exists())
     last = process_file(path, inbox, engine, give_up=frozenset({"transient"}), attempt=3)
     record = json.loads(sidecars(path).error.read_text())
-    assert (Status.FAILED, "transient", 3) == (last.status, record["error"]["classification"], record["attempts"])
+    assert (Status.FAILED, "transient", 3) == (
+        last.status,
+        record["error"]["classification"],
+        record["attempts"],
+    )
 
 
 def test_a_rate_limit_defers_the_file_without_sidecars(inbox: InboxPlan) -> None:
     """An API pause is not the file's fault: nothing is written."""
     path = scan(inbox)
-    outcome = process_file(path, inbox, FakeEngine(failures={"scan": RateLimitError("slow down", retry_after=60)}))
+    outcome = process_file(
+        path, inbox, FakeEngine(failures={"scan": RateLimitError("slow down", retry_after=60)})
+    )
     assert Status.DEFERRED == outcome.status
     assert [] == sorted(p.name for p in inbox.path.iterdir() if p != path)
 

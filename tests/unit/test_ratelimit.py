@@ -46,7 +46,11 @@ def test_pause_holds_requests_and_reports_wall_time() -> None:
     gate = RequestGate(None, clock=clock, wall=lambda: 5_000.0)
     gate.pause(600, "rate limit: 10 per 600 s")
     state = gate.state()
-    assert (5_600.0, "rate limit: 10 per 600 s", None) == (state.paused_until, state.pause_reason, state.blocked)
+    assert (5_600.0, "rate limit: 10 per 600 s", None) == (
+        state.paused_until,
+        state.pause_reason,
+        state.blocked,
+    )
     assert pytest.approx(600.0) == gate._wait_needed()
     gate.pause(10, "shorter")
     assert "rate limit: 10 per 600 s" == gate.state().pause_reason

@@ -22,17 +22,25 @@ def test_committed_config_schema_is_generated_from_the_models() -> None:
 
 def test_schema_command_prints_both_schemas() -> None:
     """`ocrwatch schema` prints the config schema; `--sidecar` the sidecar schema."""
-    config = subprocess.run([sys.executable, "-m", "ocrwatch", "schema"], capture_output=True, text=True, check=True)
+    config = subprocess.run(
+        [sys.executable, "-m", "ocrwatch", "schema"], capture_output=True, text=True, check=True
+    )
     assert config_schema() == json.loads(config.stdout)
-    side = subprocess.run([sys.executable, "-m", "ocrwatch", "schema", "--sidecar"], capture_output=True, text=True,
-                          check=True)
+    side = subprocess.run(
+        [sys.executable, "-m", "ocrwatch", "schema", "--sidecar"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert (REPO / "ocrwatch" / "schemas" / "sidecar.schema.json").read_text() == side.stdout
 
 
 def test_example_config_points_editors_at_the_schema_and_validates() -> None:
     """The example starts with the yaml-language-server comment and passes the schema."""
     example = (REPO / "config.example.yaml").read_text()
-    assert example.startswith("# yaml-language-server: $schema=ocrwatch/schemas/config.schema.json\n")
+    assert example.startswith(
+        "# yaml-language-server: $schema=ocrwatch/schemas/config.schema.json\n"
+    )
     jsonschema.validate(yaml.safe_load(example), json.loads(CONFIG_SCHEMA.read_text()))
 
 
@@ -42,4 +50,6 @@ def test_schema_rejects_what_the_config_loader_rejects() -> None:
     validator = jsonschema.Draft202012Validator(schema)
     assert list(validator.iter_errors({"inboxes": [{"path": "x", "crop": {"left": "12.5 pct"}}]}))
     assert list(validator.iter_errors({"inboxes": [{"path": "x", "colour": "red"}]}))
-    assert [] == list(validator.iter_errors({"ocrspace": {"endpoint": "https://a/"}, "inboxes": [{"path": "x"}]}))
+    assert [] == list(
+        validator.iter_errors({"ocrspace": {"endpoint": "https://a/"}, "inboxes": [{"path": "x"}]})
+    )

@@ -16,7 +16,11 @@ def test_names_keep_the_image_extension(tmp_path: Path) -> None:
     """scan.jpg and scan.png in one folder get distinct sidecars."""
     jpg = SidecarPaths.of(tmp_path / "scan.jpg")
     png = SidecarPaths.of(tmp_path / "scan.png")
-    assert ["scan.jpg.txt", "scan.jpg.json", "scan.jpg.error.json"] == [jpg.text.name, jpg.result.name, jpg.error.name]
+    assert ["scan.jpg.txt", "scan.jpg.json", "scan.jpg.error.json"] == [
+        jpg.text.name,
+        jpg.result.name,
+        jpg.error.name,
+    ]
     assert len({jpg.text, jpg.result, png.text, png.result}) == 4
 
 
@@ -50,7 +54,9 @@ def test_write_into_read_only_folder_raises_output_error_and_leaves_nothing(tmp_
         result = run_python(code)
     finally:
         folder.chmod(0o755)
-    assert f"output True cannot write sidecar {folder / 'x.txt'}: permission denied\n" == result.stdout, result.stderr
+    assert (
+        f"output True cannot write sidecar {folder / 'x.txt'}: permission denied\n" == result.stdout
+    ), result.stderr
     assert [] == list(folder.iterdir())
 
 

@@ -18,9 +18,13 @@ class Clock:
         return self.now
 
 
-def make(tmp_path: Path, *, engine: EngineName = "ocrspace", max_pending: int = 100) -> tuple[Tracker, Clock, InboxPlan]:
+def make(
+    tmp_path: Path, *, engine: EngineName = "ocrspace", max_pending: int = 100
+) -> tuple[Tracker, Clock, InboxPlan]:
     clock = Clock()
-    inbox = InboxPlan.of(InboxConfig(path=tmp_path), index=0, rules=Rules(engine=engine), engine_reason="test")
+    inbox = InboxPlan.of(
+        InboxConfig(path=tmp_path), index=0, rules=Rules(engine=engine), engine_reason="test"
+    )
     tracker = Tracker(settle_seconds=lambda _: 1.0, max_pending=max_pending, clock=clock)
     return tracker, clock, inbox
 

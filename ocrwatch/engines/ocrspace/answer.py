@@ -78,7 +78,11 @@ def read_answer(status: int, body: bytes, *, retry_after: str | None = None) -> 
     else:
         message = data if isinstance(data, str) else None
 
-    if isinstance(data, dict) and ("OCRExitCode" in data or "ParsedResults" in data) and status < 400:
+    if (
+        isinstance(data, dict)
+        and ("OCRExitCode" in data or "ParsedResults" in data)
+        and status < 400
+    ):
         return _read_result(data)
     if isinstance(data, dict) and "error" in data:
         message = " ".join(str(part) for part in (data.get("error"), data.get("details")) if part)
@@ -122,7 +126,9 @@ def _read_result(data: dict[str, Any]) -> Answer:
     messages = _messages(data.get("ErrorMessage"), data.get("ErrorDetails"))
     raw_pages = data.get("ParsedResults")
     pages_data = raw_pages if isinstance(raw_pages, list) else []
-    page_codes = [_int(page.get("FileParseExitCode")) for page in pages_data if isinstance(page, dict)]
+    page_codes = [
+        _int(page.get("FileParseExitCode")) for page in pages_data if isinstance(page, dict)
+    ]
     pages = tuple(_page(page) for page in pages_data if isinstance(page, dict))
     succeeded = any(code == PAGE_SUCCESS for code in page_codes)
     if exit_code in (SUCCESS, PARTIAL) and succeeded:

@@ -61,7 +61,13 @@ BACKOFF_MAX_SECONDS = 30.0
 SLOT_WAIT_SLICE = 0.5
 UPLOAD_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 UPLOAD_NAME_MAX = 60
-MIME_TYPES = {"JPG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "TIF": "image/tiff", "BMP": "image/bmp"}
+MIME_TYPES = {
+    "JPG": "image/jpeg",
+    "PNG": "image/png",
+    "GIF": "image/gif",
+    "TIF": "image/tiff",
+    "BMP": "image/bmp",
+}
 
 
 def _flag(value: bool) -> str:
@@ -83,7 +89,13 @@ class OcrSpaceEngine(OcrEngine):
     def create(cls, setup: EngineSetup) -> OcrSpaceEngine:
         if setup.api_key is None:
             raise EngineUnavailableError("the ocrspace engine needs an API key")
-        return cls(setup.config.ocrspace, setup.api_key, pool_size=setup.workers, stop=setup.stop, gate=setup.gate)
+        return cls(
+            setup.config.ocrspace,
+            setup.api_key,
+            pool_size=setup.workers,
+            stop=setup.stop,
+            gate=setup.gate,
+        )
 
     def __init__(
         self,
@@ -109,7 +121,9 @@ class OcrSpaceEngine(OcrEngine):
         self._preparing = threading.BoundedSemaphore(cores())
         self._session = requests.Session()
         self._session.headers["User-Agent"] = f"ocrwatch/{__version__}"
-        adapter = HTTPAdapter(pool_connections=len(config.endpoint), pool_maxsize=max(pool_size, 1), max_retries=0)
+        adapter = HTTPAdapter(
+            pool_connections=len(config.endpoint), pool_maxsize=max(pool_size, 1), max_retries=0
+        )
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
 
@@ -176,7 +190,13 @@ class OcrSpaceEngine(OcrEngine):
     def _send(self, request: OcrRequest, upload: Upload) -> tuple[Answer, str, int]:
         fields = self.fields(request, upload)
         filename = upload_name(request.name, upload.extension)
-        files = {"file": (filename, upload.data, MIME_TYPES.get(upload.filetype, "application/octet-stream"))}
+        files = {
+            "file": (
+                filename,
+                upload.data,
+                MIME_TYPES.get(upload.filetype, "application/octet-stream"),
+            )
+        }
         attempts = 0
         last: TransientError | None = None
         for endpoint in self.config.endpoint:
@@ -195,14 +215,20 @@ class OcrSpaceEngine(OcrEngine):
                 except TransientError as error:
                     if isinstance(error, Interrupted):
                         raise
-                    self._observe(error.classification, time.perf_counter() - started, len(upload.data))
+                    self._observe(
+                        error.classification, time.perf_counter() - started, len(upload.data)
+                    )
                     last = error
-                    logger.warning("%s: attempt %d at %s failed: %s", request.name, attempts, endpoint, error)
+                    logger.warning(
+                        "%s: attempt %d at %s failed: %s", request.name, attempts, endpoint, error
+                    )
                     continue
                 except OcrError as error:
                     # Rate limits pause and rejected keys block the gate for every worker;
                     # bad input and engine failures are final. None of them is retried here.
-                    self._observe(error.classification, time.perf_counter() - started, len(upload.data))
+                    self._observe(
+                        error.classification, time.perf_counter() - started, len(upload.data)
+                    )
                     error.attempts = attempts
                     if isinstance(error, RateLimitError):
                         self.gate.pause(error.retry_after, str(error))
@@ -223,7 +249,11 @@ class OcrSpaceEngine(OcrEngine):
         raise failure from last
 
     def _post(
-        self, endpoint: str, fields: dict[str, str], files: dict[str, tuple[str, bytes, str]], key: ApiKey
+        self,
+        endpoint: str,
+        fields: dict[str, str],
+        files: dict[str, tuple[str, bytes, str]],
+        key: ApiKey,
     ) -> Answer:
         try:
             response = self._session.post(
@@ -235,10 +265,14 @@ class OcrSpaceEngine(OcrEngine):
             )
             body = response.content
         except requests.Timeout as error:
-            raise TransientError(f"no answer from {endpoint} within the timeout ({_reason(error)})") from None
+            raise TransientError(
+                f"no answer from {endpoint} within the timeout ({_reason(error)})"
+            ) from None
         except requests.RequestException as error:
             raise TransientError(f"request to {endpoint} failed: {_reason(error)}") from None
-        return read_answer(response.status_code, body, retry_after=response.headers.get("Retry-After"))
+        return read_answer(
+            response.status_code, body, retry_after=response.headers.get("Retry-After")
+        )
 
     def _take_slot(self) -> None:
         """Wait for a free request slot; raises Interrupted when stopping."""
@@ -265,7 +299,9 @@ def _released() -> np.ndarray:
 def _unscale(page: Page, scale: float) -> Page:
     if scale == 1.0 or not page.words:
         return page
-    return replace(page, words=tuple(word.moved(dx=0.0, dy=0.0, scale=scale) for word in page.words))
+    return replace(
+        page, words=tuple(word.moved(dx=0.0, dy=0.0, scale=scale) for word in page.words)
+    )
 
 
 def _reason(error: Exception) -> str:
