@@ -7,10 +7,12 @@ counts) and ``security --offline`` must score each system unit at most
 
 The real tests install the project with ``pip install`` (not editable) into a
 virtualenv made by ``/usr/bin/python3`` (a pyenv interpreter under ``/root`` is
-hidden by ``ProtectHome=``), boot a throw-away systemd with the shared lab's
-``run-in-systemd.sh`` and run a scenario from ``tests/systemd/`` inside it. The
-scenario waits and prints ``=== NAME`` sections; the assertions are here. They
-skip where the lab cannot run: not root, no namespaces, no systemd.
+hidden by ``ProtectHome=``), boot a throw-away systemd with
+``tests/systemd/lab/run-in-systemd.sh`` and run a scenario from
+``tests/systemd/`` inside it, on a page rendered with known text. The scenario
+waits and prints ``=== NAME`` sections; the assertions are here. They skip,
+naming the missing piece, where the lab cannot run: not root, no systemd, no
+util-linux, no ``python3-venv``, no namespaces.
 """
 
 from __future__ import annotations
@@ -25,20 +27,35 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from rapidfuzz.distance import Levenshtein
 
 from ocrwatch.config import Config
-from tests.support.paths import CORPUS, REPO, SHARED, ground_truth
+from tests.support.paths import REPO
+from tests.support.render import page
+from tests.support.scoring import cer
 
 UNITS = REPO / "systemd"
 SCENARIOS = REPO / "tests" / "systemd"
-LAB = SHARED / "systemd-lab" / "run-in-systemd.sh"
+LAB = REPO / "tests" / "systemd" / "lab" / "run-in-systemd.sh"
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
 MAX_EXPOSURE = 1.5
 INSTALL_PATH = "/opt/ocrwatch/venv"  # the units' documented ExecStart venv
-PAGE = CORPUS / "real" / "tess_phototest.tif"
-MAX_CHARACTER_ERROR_RATE = 0.02
+PAGE_LINES = [
+    "ocrwatch read this page under a real systemd,",
+    "as the service user, inside the sandbox of its unit.",
+    "Pack my box with five dozen liquor jugs: 0123456789.",
+]
+PAGE_TEXT = "\n".join(PAGE_LINES)
+PAGE_SIZE = (1300, 360)
+PAGE_FONT_SIZE = 40
+# The rendered page reads without a slip: one in its 151 characters passes, two fail.
+MAX_CHARACTER_ERROR_RATE = 0.01
 FAKE_OCRSPACE_TEXT = "Text from the fake ocr.space inside the lab"
+FAKE_OCRSPACE_FILES = [  # the test server and what it imports, as the package it lives in
+    "tests/__init__.py",
+    "tests/support/__init__.py",
+    "tests/support/ocrspace_server.py",
+    "tests/support/ocrspace_fixtures.py",
+]
 EXIT_SKIP = 77
 LAB_TIMEOUT_SECONDS = 150  # boot and scenario, enforced by the harness itself
 LAB_SHUTDOWN_MARGIN_SECONDS = 60  # power-off and clean-up come on top
@@ -46,7 +63,7 @@ PIP_TIMEOUT_SECONDS = 600
 SHUTDOWN_MARGIN_SECONDS = 10  # TimeoutStopSec beyond the default shutdown_timeout
 
 needs_analyze = pytest.mark.skipif(
-    SYSTEMD_ANALYZE is None, reason="systemd-analyze not installed (Debian package systemd)"
+    SYSTEMD_ANALYZE is None, reason="needs the Debian package systemd (systemd-analyze)"
 )
 
 
@@ -70,7 +87,9 @@ def unit_root(tmp_path: Path) -> Path:
     root = tmp_path / "root"
     system = root / "etc" / "systemd" / "system"
     system.mkdir(parents=True)
-    shutil.copytree("/usr/lib/systemd/system", root / "usr" / "lib" / "systemd" / "system", symlinks=True)
+    shutil.copytree(
+        "/usr/lib/systemd/system", root / "usr" / "lib" / "systemd" / "system", symlinks=True
+    )
     for unit in UNITS.glob("*.service"):
         shutil.copy(unit, system / unit.name)
         for program in exec_paths(unit.read_text()):
@@ -83,7 +102,10 @@ def verify(root: Path, unit: str) -> str:
     assert SYSTEMD_ANALYZE is not None
     result = subprocess.run(
         [SYSTEMD_ANALYZE, "verify", "--man=no", f"--root={root}", unit],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     exit_note = "" if result.returncode == 0 else f"\n(exit {result.returncode})"
     return (result.stdout + result.stderr).strip() + exit_note
@@ -91,7 +113,9 @@ def verify(root: Path, unit: str) -> str:
 
 def systemd_version() -> int:
     assert SYSTEMD_ANALYZE is not None
-    output = subprocess.run([SYSTEMD_ANALYZE, "--version"], capture_output=True, text=True, check=True).stdout
+    output = subprocess.run(
+        [SYSTEMD_ANALYZE, "--version"], capture_output=True, text=True, check=True
+    ).stdout
     return int(re.match(r"systemd (\d+)", output).group(1))  # type: ignore[union-attr]
 
 
@@ -113,7 +137,11 @@ def test_user_unit_verifies_without_a_word(tmp_path: Path) -> None:
     env = {**os.environ, "HOME": str(home), "XDG_RUNTIME_DIR": str(runtime)}
     result = subprocess.run(
         [SYSTEMD_ANALYZE, "verify", "--user", "--man=no", str(UNITS / "user" / "ocrwatch.service")],
-        capture_output=True, text=True, env=env, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
     )
     assert ("", 0) == ((result.stdout + result.stderr).strip(), result.returncode)
 
@@ -136,10 +164,21 @@ def test_notify_reload_drop_in_is_clean_where_systemd_knows_the_type(unit_root: 
 def test_system_units_are_exposed_at_most_max_exposure(unit_root: Path, unit: str) -> None:
     """systemd-analyze security --offline scores each system unit at most MAX_EXPOSURE."""
     assert SYSTEMD_ANALYZE is not None
+    threshold = round(MAX_EXPOSURE * 10)  # --threshold is on a 0-100 scale
     result = subprocess.run(
-        [SYSTEMD_ANALYZE, "security", "--offline=true", f"--root={unit_root}", "--no-pager",
-         f"--threshold={round(MAX_EXPOSURE * 10)}", unit],  # --threshold is on a 0-100 scale
-        capture_output=True, text=True, timeout=60, check=False,
+        [
+            SYSTEMD_ANALYZE,
+            "security",
+            "--offline=true",
+            f"--root={unit_root}",
+            "--no-pager",
+            f"--threshold={threshold}",
+            unit,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     match = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", result.stdout)
     assert match is not None, result.stdout + result.stderr
@@ -163,15 +202,25 @@ def test_units_never_carry_the_key_in_their_environment() -> None:
         assert [] == [line for line in environment if "KEY" in line.upper()], unit.name
 
 
-@pytest.mark.skipif(shutil.which("systemd-sysusers") is None, reason="systemd-sysusers not installed")
+@pytest.mark.skipif(
+    shutil.which("systemd-sysusers") is None,
+    reason="needs the Debian package systemd (systemd-sysusers)",
+)
 def test_sysusers_file_creates_the_service_user(tmp_path: Path) -> None:
     """systemd-sysusers turns the shipped file into a locked system user homed in /var/lib/ocrwatch."""
     (tmp_path / "etc").mkdir()
     subprocess.run(
         ["systemd-sysusers", f"--root={tmp_path}", str(UNITS / "sysusers.d" / "ocrwatch.conf")],
-        capture_output=True, text=True, timeout=60, check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
-    entry = next(line for line in (tmp_path / "etc" / "passwd").read_text().splitlines() if line.startswith("ocrwatch:"))
+    entry = next(
+        line
+        for line in (tmp_path / "etc" / "passwd").read_text().splitlines()
+        if line.startswith("ocrwatch:")
+    )
     name, _, uid, _, _, home, shell = entry.split(":")
     assert ("ocrwatch", "/var/lib/ocrwatch", "/usr/sbin/nologin") == (name, home, shell)
     assert int(uid) < 1000
@@ -180,16 +229,30 @@ def test_sysusers_file_creates_the_service_user(tmp_path: Path) -> None:
 # Real: a throw-away systemd as PID 1.
 
 
-def lab_unavailable() -> str | None:
-    """Why the lab cannot run here, or None."""
-    if os.geteuid() != 0:
-        return "the systemd lab needs root (it mounts file systems and creates namespaces)"
-    if shutil.which("unshare") is None:
-        return "util-linux unshare not installed"
-    if not LAB.is_file():
-        return f"systemd lab harness not found at {LAB}; set OCRWATCH_SHARED"
+def system_python_has_venv() -> bool:
+    """Whether Debian's own interpreter can make a virtualenv with pip (package python3-venv)."""
     if not Path("/usr/bin/python3").is_file():
-        return "/usr/bin/python3 not installed; the service cannot use an interpreter under /root"
+        return False
+    check = subprocess.run(
+        ["/usr/bin/python3", "-c", "import ensurepip, venv"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    return check.returncode == 0
+
+
+def lab_unavailable() -> str | None:
+    """Why the lab cannot run here, or None; the harness itself checks the kernel."""
+    if os.geteuid() != 0:
+        return "needs root (the systemd lab mounts file systems and creates namespaces)"
+    if not Path("/lib/systemd/systemd").is_file():
+        return "needs the Debian package systemd (the lab boots /lib/systemd/systemd)"
+    if shutil.which("unshare") is None:
+        return "needs util-linux unshare"
+    if not system_python_has_venv():
+        # a pyenv interpreter under /root is hidden from the service by ProtectHome=
+        return "needs /usr/bin/python3 with venv (Debian package python3-venv)"
     return None
 
 
@@ -203,16 +266,30 @@ def service_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     source = base / "source"
     # pip builds in the source tree (build/, *.egg-info): build from a copy.
     shutil.copytree(
-        REPO, source,
-        ignore=shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache"),
+        REPO,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache"
+        ),
     )
     venv = base / "venv"
     subprocess.run(["/usr/bin/python3", "-m", "venv", str(venv)], check=True, timeout=120)
-    cache = Path(tempfile.gettempdir()) / "ocrwatch-test-pip-cache"  # survives runs; pip keys it by content
+    # The cache survives runs; pip keys it by content.
+    cache = Path(tempfile.gettempdir()) / "ocrwatch-test-pip-cache"
     result = subprocess.run(
-        [str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check",
-         "--cache-dir", str(cache), str(source)],
-        capture_output=True, text=True, timeout=PIP_TIMEOUT_SECONDS, check=False,
+        [
+            str(venv / "bin" / "pip"),
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--cache-dir",
+            str(cache),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=PIP_TIMEOUT_SECONDS,
+        check=False,
     )
     assert 0 == result.returncode, f"pip install failed:\n{result.stdout}\n{result.stderr}"
     # The lab mounts the venv at /opt/ocrwatch/venv: point the console script's
@@ -224,14 +301,18 @@ def service_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return venv
 
 
-def run_lab(*arguments: str, log_dir: Path) -> subprocess.CompletedProcess[str]:
-    """Boot the lab, run a scenario; skip if the lab says a prerequisite is missing."""
+def run_lab(options: list[tuple[str, str]], log_dir: Path) -> subprocess.CompletedProcess[str]:
+    """Boot the lab with ``options`` (name, value), run a scenario; skip if a prerequisite is missing."""
+    arguments = [part for option in options for part in option]
     result = subprocess.run(
         [str(LAB), "--timeout", str(LAB_TIMEOUT_SECONDS), "--log-dir", str(log_dir), *arguments],
-        capture_output=True, text=True, timeout=LAB_TIMEOUT_SECONDS + LAB_SHUTDOWN_MARGIN_SECONDS, check=False,
+        capture_output=True,
+        text=True,
+        timeout=LAB_TIMEOUT_SECONDS + LAB_SHUTDOWN_MARGIN_SECONDS,
+        check=False,
     )
     if result.returncode == EXIT_SKIP:
-        pytest.skip((result.stderr.strip().splitlines() or ["systemd lab skipped"])[-1])
+        pytest.skip((result.stderr.strip().splitlines() or ["the systemd lab cannot run here"])[-1])
     journal = log_dir / "journal.txt"
     assert 0 == result.returncode, (
         f"scenario failed (exit {result.returncode})\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
@@ -256,11 +337,6 @@ def properties(lines: list[str]) -> dict[str, str]:
     return dict(line.split("=", 1) for line in lines if "=" in line)
 
 
-def character_error_rate(text: str, truth: str) -> float:
-    folded_truth = " ".join(truth.split())
-    return Levenshtein.distance(" ".join(text.split()), folded_truth) / len(folded_truth)
-
-
 def sysusers_lines() -> list[str]:
     """The shipped sysusers.d lines, with the optional shared-group lines switched on."""
     lines = []
@@ -270,6 +346,15 @@ def sysusers_lines() -> list[str]:
         elif line.strip() and not line.startswith("#"):
             lines.append(line)
     return lines
+
+
+@pytest.fixture
+def page_tiff(tmp_path: Path) -> Path:
+    """A TIFF of PAGE_LINES, the page both scenarios drop into an inbox, in grey like a scan."""
+    image, _ = page(PAGE_LINES, size=PAGE_SIZE, font_size=PAGE_FONT_SIZE)
+    path = tmp_path / "page.tif"
+    image.convert("L").save(path, format="TIFF")
+    return path
 
 
 @pytest.fixture
@@ -284,35 +369,36 @@ def api_key(tmp_path: Path) -> tuple[str, Path]:
 
 @pytest.mark.slow
 def test_template_instance_lives_through_start_ocr_reload_and_stop(
-    service_venv: Path, api_key: tuple[str, Path], tmp_path: Path
+    service_venv: Path, api_key: tuple[str, Path], page_tiff: Path, tmp_path: Path
 ) -> None:
     """ocrwatch@lab.service under real systemd: ready, local OCR, reload, ocr.space via the credential, clean stop."""
     key, key_file = api_key
-    arguments = [
-        "--payload", str(service_venv), "--payload-at", INSTALL_PATH,
-        "--unit", str(UNITS / "ocrwatch@.service"),
+    options = [
+        ("--payload", str(service_venv)),
+        ("--payload-at", INSTALL_PATH),
+        ("--unit", str(UNITS / "ocrwatch@.service")),
         # an admin's drop-in for a group-owned inbox (docs/service.md), and test timings
-        "--dropin", f"ocrwatch@lab.service:{SCENARIOS / 'inbox-access.conf'}",
-        "--dropin", f"ocrwatch@lab.service:{SCENARIOS / 'observe.conf'}",
-        *(argument for line in sysusers_lines() for argument in ("--sysusers", line)),
-        "--file", f"{SCENARIOS / 'lab.yaml'}:/etc/ocrwatch/lab.yaml",
-        "--file", f"{SCENARIOS / 'lab-reloaded.yaml'}:/systemd-lab/lab-reloaded.yaml",
-        "--file", f"{SCENARIOS / 'broken.yaml'}:/etc/ocrwatch/broken.yaml",
-        "--dir", "/etc/credstore:0700",
-        "--file", f"{key_file}:/etc/credstore/ocrwatch-lab.ocrspace-api-key:0600",
-        "--dir", "/srv/ocrwatch:0755",
-        "--dir", "/srv/ocrwatch/lab:0750:ocrwatch",
-        "--dir", "/srv/scans:0755",
-        "--dir", "/srv/scans/lab:2770:root:scans",
-        "--file", f"{PAGE}:/systemd-lab/phototest.tif",
-        "--file", f"{REPO / 'tests' / 'support' / 'ocrspace_server.py'}:/systemd-lab/fake_ocrspace.py",
-        "--scenario", str(SCENARIOS / "lifecycle.sh"),
+        ("--dropin", f"ocrwatch@lab.service:{SCENARIOS / 'inbox-access.conf'}"),
+        ("--dropin", f"ocrwatch@lab.service:{SCENARIOS / 'observe.conf'}"),
+        *(("--sysusers", line) for line in sysusers_lines()),
+        ("--file", f"{SCENARIOS / 'lab.yaml'}:/etc/ocrwatch/lab.yaml"),
+        ("--file", f"{SCENARIOS / 'lab-reloaded.yaml'}:/lab/lab-reloaded.yaml"),
+        ("--file", f"{SCENARIOS / 'broken.yaml'}:/etc/ocrwatch/broken.yaml"),
+        ("--dir", "/etc/credstore:0700"),
+        ("--file", f"{key_file}:/etc/credstore/ocrwatch-lab.ocrspace-api-key:0600"),
+        ("--dir", "/srv/ocrwatch:0755"),
+        ("--dir", "/srv/ocrwatch/lab:0750:ocrwatch"),
+        ("--dir", "/srv/scans:0755"),
+        ("--dir", "/srv/scans/lab:2770:root:scans"),
+        ("--file", f"{page_tiff}:/lab/page.tif"),
+        *(("--file", f"{REPO / name}:/lab/{name}") for name in FAKE_OCRSPACE_FILES),
+        ("--scenario", str(SCENARIOS / "lifecycle.sh")),
     ]
-    result = run_lab(*arguments, log_dir=tmp_path / "lab-logs")
+    result = run_lab(options, log_dir=tmp_path / "lab-logs")
     out = sections(result.stdout)
 
     started = properties(out["started"])
-    assert {
+    expected_started = {
         "ActiveState": "active",
         "SubState": "running",
         "StatusText": "1 inbox(es), 0 waiting, 0 in progress, 0 done, 0 failed",
@@ -321,40 +407,58 @@ def test_template_instance_lives_through_start_ocr_reload_and_stop(
         "MemoryDenyWriteExecute": "yes",
         "PrivateUsers": "yes",
         "ProtectSystem": "strict",
-    } == {name: started[name] for name in ("ActiveState", "SubState", "StatusText", "User",
-                                           "SupplementaryGroups", "MemoryDenyWriteExecute",
-                                           "PrivateUsers", "ProtectSystem")}
+    }
+    assert expected_started == {name: started[name] for name in expected_started}
     assert ["400 ocrwatch"] == out["credential"]
     sandbox = {line.split(":")[0]: line.split(":", 1)[1].split() for line in out["sandbox"]}
-    assert (["1"], ["2"], ["0000000000000000"]) == (sandbox["NoNewPrivs"], sandbox["Seccomp"], sandbox["CapEff"])
+    assert (["1"], ["2"], ["0000000000000000"]) == (
+        sandbox["NoNewPrivs"],
+        sandbox["Seccomp"],
+        sandbox["CapEff"],
+    )
 
     local_text = "\n".join(out["local-text"])
-    assert character_error_rate(local_text, ground_truth(PAGE)) <= MAX_CHARACTER_ERROR_RATE, local_text
+    assert cer(local_text, PAGE_TEXT) <= MAX_CHARACTER_ERROR_RATE, local_text
     assert ["1 inbox(es), 0 waiting, 0 in progress, 1 done, 1 failed"] == out["local-status"]
     # READY=1 of the reload says "reloaded; ...", the next STATUS= line drops the prefix.
     assert ["2 inbox(es), 0 waiting, 0 in progress, 1 done, 1 failed"] == [
         line.removeprefix("reloaded; ") for line in out["reloaded-status"]
     ]
     assert [FAKE_OCRSPACE_TEXT] == out["ocrspace-text"]
-    assert ["ocrwatch:scans 640", "ocrwatch:scans 640"] == out["shared-sidecar"]  # setgid folder, UMask=0027
+    # a setgid folder, and UMask=0027
+    assert ["ocrwatch:scans 640", "ocrwatch:scans 640"] == out["shared-sidecar"]
     running = properties(out["running"])
-    assert ("active", "6s", "0") == (running["ActiveState"], running["WatchdogUSec"], running["NRestarts"])
+    assert ("active", "6s", "0") == (
+        running["ActiveState"],
+        running["WatchdogUSec"],
+        running["NRestarts"],
+    )
 
     assert ["inactive", "stop-post: result=success code=exited status=0"] == out["stopped"]
     broken = properties(out["broken"])
-    assert {"ActiveState": "failed", "Result": "exit-code", "ExecMainStatus": "2", "NRestarts": "0"} == broken
+    assert {
+        "ActiveState": "failed",
+        "Result": "exit-code",
+        "ExecMainStatus": "2",
+        "NRestarts": "0",
+    } == broken
     broken_entries = [json.loads(line) for line in out["broken-journal"]]
     config_errors = [
-        entry for entry in broken_entries
+        entry
+        for entry in broken_entries
         if "broken.yaml" in entry["MESSAGE"] and "inboxes[0].crop.left" in entry["MESSAGE"]
     ]
     assert config_errors, broken_entries
-    assert all("3" == entry["PRIORITY"] for entry in config_errors), "a fatal config error must log at err"
+    assert all("3" == entry["PRIORITY"] for entry in config_errors), (
+        "a fatal config error must log at err"
+    )
     assert 1 == len(out["mdwe-control"]) and out["mdwe-control"][0].startswith("refused:")
 
     entries = [json.loads(line) for line in out["journal-json"]]
     ocrwatch_lines = [
-        (entry["PRIORITY"], entry["MESSAGE"]) for entry in entries if entry["SYSLOG_IDENTIFIER"] == "ocrwatch-lab"
+        (entry["PRIORITY"], entry["MESSAGE"])
+        for entry in entries
+        if entry["SYSLOG_IDENTIFIER"] == "ocrwatch-lab"
     ]
     expected = {
         "ready: 1 inbox(es), 0 waiting, 0 in progress, 0 done, 0 failed": "6",
@@ -365,12 +469,19 @@ def test_template_instance_lives_through_start_ocr_reload_and_stop(
         "stopping; 2 inbox(es), 0 waiting, 0 in progress, 2 done, 1 failed": "6",
     }
     assert expected == {
-        start: next((priority for priority, message in ocrwatch_lines if message.startswith(start)), "missing")
+        start: next(
+            (priority for priority, message in ocrwatch_lines if message.startswith(start)),
+            "missing",
+        )
         for start in expected
     }
-    systemd_lines = [entry["MESSAGE"] for entry in entries if entry["SYSLOG_IDENTIFIER"] == "systemd"]
+    systemd_lines = [
+        entry["MESSAGE"] for entry in entries if entry["SYSLOG_IDENTIFIER"] == "systemd"
+    ]
     assert "ocrwatch@lab.service: Deactivated successfully." in systemd_lines
-    assert [] == [line for line in systemd_lines if "restart" in line.lower() or "watchdog" in line.lower()]
+    assert [] == [
+        line for line in systemd_lines if "restart" in line.lower() or "watchdog" in line.lower()
+    ]
     assert 2 == len(out["journal-warning"])  # `journalctl -p warning`: the failure and the failover
 
     assert ["journal: 0", "files: 0", "credential store: 1"] == out["key-occurrences"]
@@ -378,34 +489,42 @@ def test_template_instance_lives_through_start_ocr_reload_and_stop(
 
 
 @pytest.mark.slow
-def test_user_unit_runs_in_a_user_manager(service_venv: Path, tmp_path: Path) -> None:
+def test_user_unit_runs_in_a_user_manager(
+    service_venv: Path, page_tiff: Path, tmp_path: Path
+) -> None:
     """systemd/user/ocrwatch.service in tester's user manager: sandboxed start, OCR in ~/Scans, reload, stop."""
     home = "/home/tester"
-    arguments = [
-        "--payload", str(service_venv), "--payload-at", INSTALL_PATH,
-        "--user-unit", str(UNITS / "user" / "ocrwatch.service"),
-        "--sysusers", f'u tester - "ocrwatch test user" {home} /bin/sh',
-        "--dir", f"{home}:0700:tester",
-        "--dir", f"{home}/Scans:0755:tester",
-        "--dir", f"{home}/.config:0755:tester",
-        "--dir", f"{home}/.config/ocrwatch:0755:tester",
-        "--file", f"{SCENARIOS / 'user-config.yaml'}:{home}/.config/ocrwatch/config.yaml:0644:tester",
-        "--dir", f"{home}/.local:0755:tester",
-        "--dir", f"{home}/.local/bin:0755:tester",
+    options = [
+        ("--payload", str(service_venv)),
+        ("--payload-at", INSTALL_PATH),
+        ("--user-unit", str(UNITS / "user" / "ocrwatch.service")),
+        ("--sysusers", f'u tester - "ocrwatch test user" {home} /bin/sh'),
+        ("--dir", f"{home}:0700:tester"),
+        ("--dir", f"{home}/Scans:0755:tester"),
+        ("--dir", f"{home}/.config:0755:tester"),
+        ("--dir", f"{home}/.config/ocrwatch:0755:tester"),
+        (
+            "--file",
+            f"{SCENARIOS / 'user-config.yaml'}:{home}/.config/ocrwatch/config.yaml:0644:tester",
+        ),
+        ("--dir", f"{home}/.local:0755:tester"),
+        ("--dir", f"{home}/.local/bin:0755:tester"),
         # where pipx links the command; it runs the venv's python like the system units
-        "--file", f"{service_venv / 'bin' / 'ocrwatch'}:{home}/.local/bin/ocrwatch:0755:tester",
-        "--file", f"{PAGE}:/systemd-lab/phototest.tif",
-        "--scenario", str(SCENARIOS / "user-unit.sh"),
+        ("--file", f"{service_venv / 'bin' / 'ocrwatch'}:{home}/.local/bin/ocrwatch:0755:tester"),
+        ("--file", f"{page_tiff}:/lab/page.tif"),
+        ("--scenario", str(SCENARIOS / "user-unit.sh")),
     ]
-    result = run_lab(*arguments, log_dir=tmp_path / "lab-logs")
+    result = run_lab(options, log_dir=tmp_path / "lab-logs")
     out = sections(result.stdout)
 
     started = properties(out["started"])
     assert ("active", "running", "1 inbox(es), 0 waiting, 0 in progress, 0 done, 0 failed") == (
-        started["ActiveState"], started["SubState"], started["StatusText"]
+        started["ActiveState"],
+        started["SubState"],
+        started["StatusText"],
     )
     text = "\n".join(out["text"])
-    assert character_error_rate(text, ground_truth(PAGE)) <= MAX_CHARACTER_ERROR_RATE, text
+    assert cer(text, PAGE_TEXT) <= MAX_CHARACTER_ERROR_RATE, text
     assert ["reloaded; 1 inbox(es), 0 waiting, 0 in progress, 1 done, 0 failed"] == out["reloaded"]
     assert 1 == len(out["state"]) and out["state"][0].endswith("/state/state.sqlite3"), out["state"]
     assert ["inactive"] == out["stopped"]

@@ -1,10 +1,11 @@
 #!/bin/sh
-# Runs inside a throw-away systemd (tests/integration/test_systemd.py): the
-# life of ocrwatch@lab.service installed as docs/service.md says. Start with
-# the local engine, OCR a page and fail a broken file, reload into a config
-# that adds an ocr.space inbox (a fake server inside the lab, the key from the
-# credential), stop. Waits here; the test asserts on the "=== NAME" sections
-# printed to stdout. Exits non-zero when a wait times out.
+# Runs inside a throw-away systemd (lab/run-in-systemd.sh, started by
+# tests/integration/test_systemd.py): the life of ocrwatch@lab.service
+# installed as docs/service.md says. Start with the local engine, OCR a page
+# and fail a broken file, reload into a config that adds an ocr.space inbox (a
+# fake server inside the lab, the key from the credential), stop. Waits here;
+# the test asserts on the "=== NAME" sections printed to stdout. Exits
+# non-zero when a wait times out.
 set -eu
 # shellcheck source=/dev/null
 . "$LAB_LIB"
@@ -20,6 +21,7 @@ fake_text="Text from the fake ocr.space inside the lab"
 section() { echo "=== $1"; }
 
 status_matches() { # PATTERN: the unit's StatusText matches the shell pattern
+    # shellcheck disable=SC2254 # $1 is a pattern on purpose
     case $(prop "$unit" StatusText) in
         $1) return 0 ;;
     esac
@@ -39,8 +41,8 @@ port_open() {
     "$venv/bin/python" -c "import socket; socket.create_connection(('127.0.0.1', $fake_port), 1).close()" 2>/dev/null
 }
 
-show() { # what the test compares: KEY=VALUE lines
-    systemctl show "$unit" --property=ActiveState,SubState,Result,ExecMainCode,ExecMainStatus,NRestarts,StatusText,"$@"
+show() { # MORE_PROPERTIES: what the test compares, as KEY=VALUE lines
+    systemctl show "$unit" --property=ActiveState,SubState,Result,ExecMainCode,ExecMainStatus,NRestarts,StatusText,"$1"
 }
 
 # 1. Start: Type=notify, so this returns after READY=1 (or fails).
@@ -54,15 +56,15 @@ grep -E '^(Uid|NoNewPrivs|Seccomp|CapEff|CapBnd):' "/proc/$(prop "$unit" MainPID
 section live-exposure
 systemd-analyze security --no-pager "$unit" | tail -n 1
 
-# 2. A real page for the local engine (tesserocr under MemoryDenyWriteExecute)
+# 2. A rendered page for the local engine (tesserocr under MemoryDenyWriteExecute)
 #    and a file that is not an image.
-cp /systemd-lab/phototest.tif "$inbox/phototest.tif"
+cp /lab/page.tif "$inbox/page.tif"
 printf 'not an image at all' >"$inbox/broken.png"
-wait_until 120 test -e "$inbox/phototest.tif.json"
+wait_until 120 test -e "$inbox/page.tif.json"
 wait_until 30 test -e "$inbox/broken.png.error.json"
 wait_status 20 '*1 done, 1 failed*'
 section local-text
-cat "$inbox/phototest.tif.txt"
+cat "$inbox/page.tif.txt"
 section local-status
 prop "$unit" StatusText
 watchdog_before=$(prop "$unit" WatchdogTimestampMonotonic)
@@ -74,17 +76,17 @@ systemd-run --quiet --unit=fake-ocrspace --description="fake ocr.space server" \
     "$venv/bin/python" -c '
 import sys
 from pathlib import Path
-sys.argv[1:] = ["--port", sys.argv[1], "--mode", "text", "--text", sys.argv[2],
-                "--api-key", Path(sys.argv[3]).read_text().strip()]
-sys.path.insert(0, "/systemd-lab")
-import fake_ocrspace
-sys.exit(fake_ocrspace.main())
+sys.path.insert(0, "/lab")
+from tests.support import ocrspace_server
+port, text, key_file = sys.argv[1:]
+sys.exit(ocrspace_server.main(["--port", port, "--mode", "text", "--text", text,
+                               "--api-key", Path(key_file).read_text().strip()]))
 ' "$fake_port" "$fake_text" "$key_file"
 wait_until 60 port_open
 
 # 4. Reload into a config with a second inbox. On systemd 252 `reload` returns
 #    before the daemon has read the file: wait for its new status.
-cp /systemd-lab/lab-reloaded.yaml /etc/ocrwatch/lab.yaml
+cp /lab/lab-reloaded.yaml /etc/ocrwatch/lab.yaml
 systemctl reload "$unit"
 wait_status 20 '*2 inbox(es)*'
 section reloaded-status
@@ -92,7 +94,7 @@ prop "$unit" StatusText
 
 # 5. A file in the group-owned inbox goes through ocr.space (first endpoint
 #    refused: a warning, then the second one), with the credential's key.
-cp /systemd-lab/phototest.tif "$shared/shared.tif"
+cp /lab/page.tif "$shared/shared.tif"
 wait_until 60 test -e "$shared/shared.tif.json"
 wait_status 20 '*2 done, 1 failed*'
 section ocrspace-text

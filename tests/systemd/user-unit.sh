@@ -1,9 +1,10 @@
 #!/bin/sh
-# Runs inside a throw-away systemd (tests/integration/test_systemd.py): the
-# user unit systemd/user/ocrwatch.service in the user manager of "tester",
-# with its sandbox (user namespace), ocrwatch in ~/.local/bin as pipx puts it
-# and the config in ~/.config/ocrwatch/config.yaml. Start, OCR, reload, stop;
-# the test asserts on the "=== NAME" sections printed to stdout.
+# Runs inside a throw-away systemd (lab/run-in-systemd.sh, started by
+# tests/integration/test_systemd.py): the user unit
+# systemd/user/ocrwatch.service in the user manager of "tester", with its
+# sandbox (user namespace), ocrwatch in ~/.local/bin as pipx puts it and the
+# config in ~/.config/ocrwatch/config.yaml. Start, OCR, reload, stop; the test
+# asserts on the "=== NAME" sections printed to stdout.
 set -eu
 # shellcheck source=/dev/null
 . "$LAB_LIB"
@@ -23,12 +24,12 @@ section started
 user_ctl show ocrwatch.service --property=ActiveState,SubState,StatusText
 
 # Written the way scanners and rsync do: a hidden temporary, then a rename into place.
-cp /systemd-lab/phototest.tif "$inbox/.phototest.tif.part"
-chown "$user:" "$inbox/.phototest.tif.part"
-mv "$inbox/.phototest.tif.part" "$inbox/phototest.tif"
-wait_until 120 test -e "$inbox/phototest.tif.json"
+cp /lab/page.tif "$inbox/.page.tif.part"
+chown "$user:" "$inbox/.page.tif.part"
+mv "$inbox/.page.tif.part" "$inbox/page.tif"
+wait_until 120 test -e "$inbox/page.tif.json"
 section text
-cat "$inbox/phototest.tif.txt"
+cat "$inbox/page.tif.txt"
 
 # systemd 252 returns from reload before the daemon is done: wait for its line.
 user_ctl reload ocrwatch.service
