@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
+from typing import Literal, NotRequired, TypedDict
 
 from benchmarks.harness import Context, Row, Target, median
 from benchmarks.images import corpus
@@ -33,6 +34,20 @@ from tests.support.scoring import cer
 NAME = "accuracy"
 CLI_TIMEOUT = 300
 INSTALL_TIMEOUT = 900
+
+
+class _Page(TypedDict):
+    """One page's scores: ocrwatch's, and the tesseract CLI's when it ran."""
+
+    name: str
+    cer: float
+    seconds: float
+    cli_cer: NotRequired[float]
+    cli_seconds: NotRequired[float]
+    cli_cpu_seconds: NotRequired[float]
+
+
+_Score = Literal["cer", "seconds", "cli_cer", "cli_seconds", "cli_cpu_seconds"]
 
 
 def tesseract_binary(ctx: Context) -> str | None:
@@ -94,7 +109,7 @@ def run(ctx: Context) -> list[Row]:
         f"tesseract CLI {'at ' + binary if binary else 'unavailable'}"
     )
     engine = TesseractEngine()
-    per_page: list[dict[str, object]] = []
+    per_page: list[_Page] = []
     try:
         _ours(engine, pages[0][0])  # loads the model
         for path, truth in pages:
@@ -107,16 +122,18 @@ def run(ctx: Context) -> list[Row]:
                     cli_text, wall, cpu = _cli(binary, path)
                     cli_times.append(wall)
                     cli_cpu.append(cpu)
-            entry: dict[str, object] = {
+            entry: _Page = {
                 "name": path.name,
                 "cer": round(cer(ours_text, truth), 5),
                 "seconds": round(median(ours_times), 4),
             }
             if binary is not None:
                 entry.update(
-                    cli_cer=round(cer(cli_text, truth), 5),
-                    cli_seconds=round(median(cli_times), 4),
-                    cli_cpu_seconds=round(median(cli_cpu), 4),
+                    {
+                        "cli_cer": round(cer(cli_text, truth), 5),
+                        "cli_seconds": round(median(cli_times), 4),
+                        "cli_cpu_seconds": round(median(cli_cpu), 4),
+                    }
                 )
             per_page.append(entry)
     finally:
@@ -124,16 +141,14 @@ def run(ctx: Context) -> list[Row]:
     return _rows(per_page, binary is not None, size.accuracy_repeats, page_set.label)
 
 
-def _mean(entries: list[dict[str, object]], key: str) -> float:
-    return sum(float(entry[key]) for entry in entries) / len(entries)  # type: ignore[arg-type]
+def _mean(entries: list[_Page], key: _Score) -> float:
+    return sum(float(entry[key]) for entry in entries) / len(entries)
 
 
-def _rows(
-    per_page: list[dict[str, object]], have_cli: bool, repeats: int, pages_label: str
-) -> list[Row]:
+def _rows(per_page: list[_Page], have_cli: bool, repeats: int, pages_label: str) -> list[Row]:
     label = "tesseract CLI defaults" if have_cli else "tesseract CLI unavailable"
     count = len(per_page)
-    worst = sorted(per_page, key=lambda entry: -float(entry["cer"]))[:3]  # type: ignore[arg-type]
+    worst = sorted(per_page, key=lambda entry: -float(entry["cer"]))[:3]
     cli_cpu = (
         f"; CLI CPU {_mean(per_page, 'cli_cpu_seconds'):.2f} s/page (OpenMP)" if have_cli else ""
     )

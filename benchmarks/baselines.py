@@ -113,6 +113,8 @@ def seed_loop(arguments: argparse.Namespace) -> int:
             if not name.lower().endswith(IMAGE_SUFFIXES):
                 continue
             image = cv2.imread(str(path))
+            if image is None:
+                raise RuntimeError(f"cannot read {path}")
             height, width = image.shape[:2]
             cropped = image[0:height, arguments.left : width]
             ok, encoded = cv2.imencode(

@@ -49,6 +49,8 @@ def _decode_encode_seconds(data: bytes) -> float:
     for _ in range(BASELINE_REPEATS):
         started = time.process_time()
         pixels = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+        if pixels is None:
+            raise RuntimeError("OpenCV could not decode")
         ok, _encoded = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, 90])
         seconds.append(time.process_time() - started)
         if not ok:

@@ -114,6 +114,8 @@ class A4Scan:
     def top(self, count: int) -> tuple[np.ndarray, str]:
         """BGR pixels of the page down to just below line ``count``, and those lines' text."""
         pixels = cv2.imdecode(np.fromfile(self.path, np.uint8), cv2.IMREAD_COLOR)
+        if pixels is None:
+            raise RuntimeError(f"cannot decode {self.path}")
         bottom = min(pixels.shape[0], self.bottoms[count - 1] + 24)
         return np.ascontiguousarray(pixels[:bottom]), "\n".join(self.lines[:count])
 
@@ -134,11 +136,11 @@ def _recording_pages() -> Iterator[list[tuple[list[str], list[Any]]]]:
         drawn.append((list(lines), list(result[1])))
         return result
 
-    render.page = recording  # type: ignore[assignment]
+    render.page = recording
     try:
         yield drawn
     finally:
-        render.page = original  # type: ignore[assignment]
+        render.page = original
 
 
 def _render_a4(seed: int, path: Path) -> None:

@@ -13,6 +13,7 @@ is the seed's way: one JPEG quality-90 encode, whatever its size.
 from __future__ import annotations
 
 import time
+from typing import TypedDict
 
 import cv2
 import numpy as np
@@ -29,6 +30,21 @@ NAME = "upload_fit"
 FIRST_A4_SEED = 1
 CER_TOLERANCE = 0.005
 MIB = 1024 * 1024
+
+
+class _Fit(TypedDict):
+    """One image's upload and what it cost, as :func:`_measure` records it."""
+
+    name: str
+    bytes: int
+    encodes: int
+    quality: int | None
+    scale: float
+    grayscale: bool
+    fit_cpu_seconds: float
+    cer_original: float
+    cer_fitted: float
+    seed_q90_bytes: int
 
 
 def _read(engine: TesseractEngine, pixels: np.ndarray, name: str) -> str:
@@ -49,7 +65,7 @@ def _measure(
     truth: str,
     original: bytes | None,
     info: imaging.ImageInfo | None,
-) -> dict[str, object]:
+) -> _Fit:
     started = time.process_time()
     upload = imaging.fit_upload(
         pixels, max_bytes=FREE_TIER_UPLOAD_BYTES, original=original, info=info
@@ -78,7 +94,7 @@ def _measure(
 def run(ctx: Context) -> list[Row]:
     size = ctx.size
     engine = TesseractEngine()
-    measured: dict[str, list[dict[str, object]]] = {"corpus": [], "a4": []}
+    measured: dict[str, list[_Fit]] = {"corpus": [], "a4": []}
     page_set = corpus(ctx.cache_dir, size.fit_corpus)
     try:
         ctx.log(
@@ -116,17 +132,15 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
-def _rows(
-    measured: dict[str, list[dict[str, object]]], a4_lines: int | None, pages_label: str
-) -> list[Row]:
+def _rows(measured: dict[str, list[_Fit]], a4_lines: int | None, pages_label: str) -> list[Row]:
     everything = measured["corpus"] + measured["a4"]
-    largest = max(float(entry["bytes"]) for entry in everything)  # type: ignore[arg-type]
-    seed_largest = max(float(entry["seed_q90_bytes"]) for entry in everything)  # type: ignore[arg-type]
-    over = sum(1 for entry in everything if float(entry["bytes"]) > FREE_TIER_UPLOAD_BYTES)  # type: ignore[arg-type]
+    largest = max(float(entry["bytes"]) for entry in everything)
+    seed_largest = max(float(entry["seed_q90_bytes"]) for entry in everything)
+    over = sum(1 for entry in everything if float(entry["bytes"]) > FREE_TIER_UPLOAD_BYTES)
     seed_over = sum(
         1 for entry in everything if float(entry["seed_q90_bytes"]) > FREE_TIER_UPLOAD_BYTES
-    )  # type: ignore[arg-type]
-    encodes = _mean([float(entry["encodes"]) for entry in everything])  # type: ignore[arg-type]
+    )
+    encodes = _mean([float(entry["encodes"]) for entry in everything])
     sent_as_is = sum(1 for entry in everything if entry["encodes"] == 0)
     a4_label = "A4 scans" if a4_lines is None else f"A4 scans (top {a4_lines} lines)"
     rows = [
@@ -155,11 +169,11 @@ def _rows(
         entries = measured[key]
         if not entries:
             continue
-        fitted = _mean([float(entry["cer_fitted"]) for entry in entries])  # type: ignore[arg-type]
-        original = _mean([float(entry["cer_original"]) for entry in entries])  # type: ignore[arg-type]
+        fitted = _mean([float(entry["cer_fitted"]) for entry in entries])
+        original = _mean([float(entry["cer_original"]) for entry in entries])
         worst = max(
             entries, key=lambda entry: float(entry["cer_fitted"]) - float(entry["cer_original"])
-        )  # type: ignore[arg-type]
+        )
         rows.append(
             Row(
                 NAME,

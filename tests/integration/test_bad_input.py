@@ -107,6 +107,7 @@ def test_broken_and_hostile_files_each_fail_clearly_at_no_cost(
     assert error_record(inbox / "empty.png")["attempts"] >= 2, (
         "an empty file may still be being written"
     )
+    assert daemon.process is not None
     assert peak_memory_bytes(daemon.process.pid) < MEMORY_CEILING, "a header-only bomb cost memory"
     (inbox / "good.png").write_bytes(page_bytes("good after bad"))
     wait_until(

@@ -63,8 +63,12 @@ def test_sigkill_at_random_moments_loses_nothing_and_repeats_only_interrupted_wo
                     for name in live:
                         (inbox / name).write_bytes(contents[name])
                 target = len(server.requests) + rng.randint(5, 30)
+
+                def reached(target: int = target) -> bool:
+                    return len(server.requests) >= target
+
                 wait_until(
-                    lambda target=target: len(server.requests) >= target,
+                    reached,
                     60,
                     message="work before a kill",
                 )

@@ -313,6 +313,7 @@ def test_sigterm_drains_work_in_progress(
     (inbox / "inflight.png").write_bytes(image_bytes("in flight"))
     wait_until(lambda: fake.in_flight == 1, message="the request to reach the server")
     daemon.send(signal.SIGTERM)
+    assert daemon.process is not None
     assert 0 == daemon.process.wait(30)
     assert done(inbox / "inflight.png")
     assert 1 == daemon.notify.count("STOPPING", "1")

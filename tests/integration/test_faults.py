@@ -209,7 +209,11 @@ def test_rate_limit_pauses_every_request_for_the_named_window(tmp_path: Path) ->
     assert refused, "the server's limit never bit"
     for name in names:
         assert ("done", None) == verdict(inbox / name)
-    accepted = [request.filename for request in requests if request.status == 200]
+    accepted: list[str] = []
+    for request in requests:
+        if request.status == 200:
+            assert request.filename is not None, "an accepted upload without a file"
+            accepted.append(request.filename)
     assert sorted(names) == sorted(accepted), "each file must succeed exactly once"
     # Requests already past the gate when the 403 arrived may land just after it.
     slack = 0.6
@@ -358,7 +362,11 @@ def test_fixed_key_and_reload_resume_every_file(tmp_path: Path) -> None:
             assert 0 == daemon.stop()
         finally:
             daemon.close()
-        good = [r.filename for r in server.requests if r.headers.get("apikey") == KEY]
+        good: list[str] = []
+        for r in server.requests:
+            if r.headers.get("apikey") == KEY:
+                assert r.filename is not None, "an upload without a file"
+                good.append(r.filename)
     assert sorted(names) == sorted(good)
     for name in names:
         assert ("done", None) == verdict(inbox / name)

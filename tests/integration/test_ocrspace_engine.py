@@ -35,7 +35,7 @@ def gray_page(
 
 
 def engine_for(*urls: str, key: str = KEY, **options: object) -> OcrSpaceEngine:
-    config = OcrSpaceConfig(endpoint=urls, **options)  # type: ignore[arg-type]
+    config = OcrSpaceConfig(endpoint=urls, **options)
     return OcrSpaceEngine(config, ApiKey(key, "test"), backoff_base=0.01)
 
 

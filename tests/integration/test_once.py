@@ -150,7 +150,10 @@ def test_crop_cuts_the_facing_page_and_boxes_stay_in_original_coordinates(
     inbox = tmp_path / "in"
     spread, placed = book_spread()
     save(spread, inbox / "spread.jpg", quality=92)
-    config = {"engine": engine, "inboxes": [{"path": "in", "crop": {"left": 640}, "overlay": True}]}
+    config: dict[str, Any] = {
+        "engine": engine,
+        "inboxes": [{"path": "in", "crop": {"left": 640}, "overlay": True}],
+    }
     with FakeOcrSpace(mode="tesseract", api_key=KEY) as fake:
         config["ocrspace"] = {"endpoint": fake.url}
         result = ocrwatch(

@@ -89,6 +89,7 @@ def test_status_failed_and_retry_against_a_running_daemon(
     """status shows per-inbox counts and the last error; failed lists the failure; retry gets it done."""
     inbox = tmp_path / "inbox"
     daemon = setup({"failed_dir": str(tmp_path / "failed")}).start()
+    assert daemon.process is not None
     env = daemon.env
     (inbox / "good.png").write_bytes(image_bytes("good"))
     wait_until(lambda: (inbox / "good.png.json").exists())

@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import yaml
 
@@ -85,7 +85,7 @@ class DaemonProcess:
         }
         self.prefix = prefix or []
         self.process: subprocess.Popen[bytes] | None = None
-        self._log_handle = None
+        self._log_handle: BinaryIO | None = None
 
     def write_config(self, config: dict[str, Any]) -> None:
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -93,7 +93,7 @@ class DaemonProcess:
     def start(self, *, wait_ready: bool = True) -> DaemonProcess:
         self._log_handle = self.log_path.open("ab")
         readies = self.notify.count("READY")
-        self.process = subprocess.Popen(
+        process = self.process = subprocess.Popen(
             [
                 *self.prefix,
                 sys.executable,
@@ -111,12 +111,12 @@ class DaemonProcess:
         )
         if wait_ready:
             wait_until(
-                lambda: self.notify.count("READY") > readies or self.process.poll() is not None,
+                lambda: self.notify.count("READY") > readies or process.poll() is not None,
                 START_TIMEOUT,
                 message="READY=1 from the daemon",
             )
-            if self.process.poll() is not None:
-                raise AssertionError(f"daemon exited with {self.process.returncode}:\n{self.log()}")
+            if process.poll() is not None:
+                raise AssertionError(f"daemon exited with {process.returncode}:\n{self.log()}")
         return self
 
     def log(self) -> str:

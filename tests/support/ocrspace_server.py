@@ -419,7 +419,7 @@ def _multipart_parts(content_type: str, body: bytes) -> list[tuple[Message, byte
     ):
         return None
     chunks[0] = chunks[0][len(delimiter) :]
-    parts = []
+    parts: list[tuple[Message, bytes]] = []
     for chunk in chunks:
         if chunk.startswith(b"--"):
             break

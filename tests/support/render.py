@@ -449,7 +449,9 @@ def _draw_words(
     x, y = origin
     placed = []
     for word in words:
-        left, top, right, bottom = draw.textbbox((x, y), word, font=face)
+        # Pillow types the box as floats (the origin may be fractional); from an
+        # integer origin it is whole pixels, as Placed records them.
+        left, top, right, bottom = map(int, draw.textbbox((x, y), word, font=face))
         draw.text((x, y), word, font=face, fill=ink)
         placed.append(Placed(word, left, top, right - left, bottom - top))
         x = right + int(font_size * WORD_GAP)

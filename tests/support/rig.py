@@ -55,7 +55,7 @@ class JitterServer(FakeOcrSpace):
         self._latency_range = (low, high)
         super().__init__(**options)
 
-    @property  # type: ignore[override]
+    @property
     def latency(self) -> float:
         return self._latency_rng.uniform(*self._latency_range)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 T = TypeVar("T")
 
@@ -12,13 +12,17 @@ POLL_SECONDS = 0.02
 
 
 def wait_until(
-    predicate: Callable[[], T],
+    predicate: Callable[[], T | None | Literal[False]],
     timeout: float = 20.0,
     *,
     message: str = "",
     interval: float = POLL_SECONDS,
 ) -> T:
-    """Poll ``predicate`` every ``interval`` until it returns something truthy; fail after ``timeout`` seconds."""
+    """Poll ``predicate`` every ``interval`` until it returns something truthy; fail after ``timeout`` seconds.
+
+    The value returned is the truthy one, so never ``None`` or ``False``: a
+    predicate typed ``str | None`` (or ``cond and text``) gives back a ``str``.
+    """
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()

@@ -23,7 +23,7 @@ def modules() -> dict[str, Path]:
 
 def imports(path: Path, known: set[str]) -> set[str]:
     """The package's modules ``path`` imports anywhere (top level, functions, TYPE_CHECKING blocks)."""
-    found = set()
+    found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)

@@ -24,7 +24,9 @@ def problems(text: str, path: Path = Path("/etc/ocrwatch/config.yaml")) -> list[
 def test_seed_crop_is_expressible_as_left_margin() -> None:
     """The seed's `img[0:height, 400:width]` is `crop: {left: 400}`."""
     loaded = parse_config("inboxes: [{path: in, crop: {left: 400}}]", Path("/x/c.yaml"))
-    rule = loaded.config.inboxes[0].crop.rule()
+    crop = loaded.config.inboxes[0].crop
+    assert crop is not None
+    rule = crop.rule()
     assert MarginRule(left=Length(400)) == rule
     box = rule.resolve(1000, 800)
     assert (400, 0, 600, 800) == (box.x, box.y, box.width, box.height)
@@ -95,7 +97,9 @@ def test_lengths_accept_pixels_and_percentages() -> None:
         "inboxes: [{path: a, crop: {x: '-50%', y: 10, width: '25%', height: '100px'}}]",
         Path("/c.yaml"),
     )
-    rule = loaded.config.inboxes[0].crop.rule()
+    crop = loaded.config.inboxes[0].crop
+    assert crop is not None
+    rule = crop.rule()
     assert isinstance(rule, BoxRule)
     box = rule.resolve(1000, 500)
     assert (500, 10, 250, 100) == (box.x, box.y, box.width, box.height)

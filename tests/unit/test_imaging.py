@@ -7,7 +7,7 @@ import struct
 import tracemalloc
 import warnings
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import cv2
@@ -82,7 +82,9 @@ def without_adobe_segment(jpeg: bytes) -> bytes:
 
 def pillow_allocations() -> int:
     """How many pixel buffers Pillow has created so far in this process."""
-    return int(Image.core.get_stats()["new_count"])
+    # Pillow asks callers to use Image.core rather than import PIL._imaging, but
+    # PIL.Image does not re-export the name, so its inline types hide it.
+    return int(Image.core.get_stats()["new_count"])  # type: ignore[attr-defined]
 
 
 def scan_page(*, logo: bool, photo: bool, seed: int = 7) -> np.ndarray:
@@ -108,7 +110,9 @@ def scan_page(*, logo: bool, photo: bool, seed: int = 7) -> np.ndarray:
     page = np.clip(page.astype(np.int16) + noise, 0, 255).astype(np.uint8)
     ok, jpeg = cv2.imencode(".jpg", page, [cv2.IMWRITE_JPEG_QUALITY, 90])
     assert ok
-    return cv2.imdecode(jpeg, cv2.IMREAD_COLOR)
+    decoded = cv2.imdecode(jpeg, cv2.IMREAD_COLOR)
+    assert decoded is not None
+    return decoded
 
 
 @pytest.fixture(scope="module")
@@ -221,7 +225,9 @@ def patch_colours(pixels: np.ndarray) -> list[list[int]]:
     return [pixels[16, 32 * index + 16].tolist() for index in range(len(CMYK_PATCHES))]
 
 
-def assert_close(expected: list[list[int]], actual: list[list[int]], tolerance: int = 12) -> None:
+def assert_close(
+    expected: Sequence[Sequence[int]], actual: Sequence[Sequence[int]], tolerance: int = 12
+) -> None:
     assert np.abs(np.array(expected) - np.array(actual)).max() <= tolerance, (expected, actual)
 
 
@@ -528,6 +534,7 @@ def test_a4_colour_scan_fits_the_free_tier(colour_scan: np.ndarray) -> None:
         upload.scale,
     )
     decoded = cv2.imdecode(np.frombuffer(upload.data, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert decoded is not None
     assert (A4_300_DPI[1], A4_300_DPI[0], 3) == decoded.shape
     assert upload.quality is not None and 50 <= upload.quality <= 90
 
@@ -537,7 +544,9 @@ def test_black_and_white_page_is_sent_in_grey(grey_scan: np.ndarray) -> None:
     upload = imaging.fit_upload(grey_scan, max_bytes=FREE_TIER)
 
     assert upload.grayscale
-    assert 2 == cv2.imdecode(np.frombuffer(upload.data, np.uint8), cv2.IMREAD_UNCHANGED).ndim
+    decoded = cv2.imdecode(np.frombuffer(upload.data, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert decoded is not None
+    assert 2 == decoded.ndim
     assert len(upload.data) <= FREE_TIER
 
 
@@ -580,9 +589,9 @@ def test_scale_maps_upload_pixels_back_to_input_pixels(grey_scan: np.ndarray) ->
     """When a tight budget forces a downscale, scale times the input size gives the upload size."""
     upload = imaging.fit_upload(grey_scan, max_bytes=150_000)
 
-    height, width = cv2.imdecode(np.frombuffer(upload.data, np.uint8), cv2.IMREAD_UNCHANGED).shape[
-        :2
-    ]
+    decoded = cv2.imdecode(np.frombuffer(upload.data, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert decoded is not None
+    height, width = decoded.shape[:2]
     assert len(upload.data) <= 150_000
     assert 0.25 <= upload.scale < 1.0
     assert (width, height) == (upload.width, upload.height)
@@ -639,10 +648,9 @@ def test_black_and_white_pixels_go_as_lossless_png() -> None:
         upload.quality,
         upload.grayscale,
     )
-    assert (
-        pixels.tolist()
-        == cv2.imdecode(np.frombuffer(upload.data, np.uint8), cv2.IMREAD_GRAYSCALE).tolist()
-    )
+    decoded = cv2.imdecode(np.frombuffer(upload.data, np.uint8), cv2.IMREAD_GRAYSCALE)
+    assert decoded is not None
+    assert pixels.tolist() == decoded.tolist()
 
 
 def test_impossible_budget_is_an_image_error(colour_scan: np.ndarray) -> None:

@@ -12,8 +12,9 @@ from ocrwatch import cli, engines, once
 from ocrwatch.engines.base import OcrEngine
 from ocrwatch.outcome import Status
 from ocrwatch.plan import Plan
+from tests.support.commands import KEY
 from tests.support.fake_engine import FakeEngine
-from tests.support.plans import KEY, plan_for, write_config_with_folders
+from tests.support.plans import plan_for, write_config_with_folders
 from tests.support.render import page
 
 

@@ -86,7 +86,12 @@ def test_unblock_releases_waiters() -> None:
     gate = RequestGate(None)
     gate.block("key rejected")
     passed = threading.Event()
-    thread = threading.Thread(target=lambda: (gate.acquire(), passed.set()))
+
+    def pass_gate() -> None:
+        gate.acquire()
+        passed.set()
+
+    thread = threading.Thread(target=pass_gate)
     thread.start()
     assert not passed.wait(0.05)
     gate.unblock()
