@@ -47,7 +47,7 @@ class ProgressBar:
         self.finished = 0
         self.failed = 0
         self.started = time.monotonic()
-        self._last_draw = 0.0
+        self._last_draw: float | None = None
         self._lock = threading.Lock()
         self.draw(force=True)
 
@@ -64,7 +64,8 @@ class ProgressBar:
 
     def draw(self, *, force: bool = False) -> None:
         now = time.monotonic()
-        if not force and now - self._last_draw < REDRAW_INTERVAL and self.finished < self.total:
+        recent = self._last_draw is not None and now - self._last_draw < REDRAW_INTERVAL
+        if not force and recent and self.finished < self.total:
             return
         self._last_draw = now
         elapsed = now - self.started
