@@ -9,7 +9,7 @@ decides whether the daemon tries the file again:
     The file itself cannot be OCR'd as configured (not an image, a crop
     outside the image, rejected by the API as invalid). Retrying wastes quota.
 ``incomplete``
-    The file looks half-written (truncated image). The daemon waits and tries
+    The file looks half-written (truncated image or PDF). The daemon waits and tries
     again until the inbox's deadline.
 ``transient``
     The network or the service failed in a way that may heal (timeouts,
@@ -76,6 +76,15 @@ class FileError(OcrwatchError):
 
 class ImageError(FileError):
     """The file is not a decodable image within the configured limits."""
+
+    def __init__(self, message: str, *, incomplete: bool = False) -> None:
+        super().__init__(message)
+        if incomplete:
+            self.classification = "incomplete"
+
+
+class DocumentError(FileError):
+    """A document (a PDF) cannot be read: encrypted, broken, empty, too long, or cut short."""
 
     def __init__(self, message: str, *, incomplete: bool = False) -> None:
         super().__init__(message)

@@ -44,11 +44,19 @@ _SHOWN_PREFIX = 8
 """Bytes of an unrecognised file quoted in the error message."""
 _MAX_TIFF_PAGES = 10_000
 """Directories followed when checking a TIFF for truncation (guards against loops)."""
+_TIFF_VALUE_SIZES = {
+    **dict.fromkeys((1, 2, 6, 7), 1),  # BYTE, ASCII, SBYTE, UNDEFINED
+    **dict.fromkeys((3, 8), 2),  # SHORT, SSHORT
+    **dict.fromkeys((4, 9, 11, 13), 4),  # LONG, SLONG, FLOAT, IFD
+    **dict.fromkeys((5, 10, 12, 16, 17, 18), 8),  # RATIONAL, SRATIONAL, DOUBLE, LONG8, SLONG8, IFD8
+}
+"""Bytes per value of each TIFF field type."""
 
 # Exceptions Pillow raises for malformed or truncated input while opening or
 # decoding. TypeError and IndexError are on the list because Image.open itself
-# treats them as "not this format" (a TIFF without dimensions raises TypeError).
-_PILLOW_ERRORS = (
+# treats them as "not this format" (a TIFF without dimensions raises TypeError);
+# KeyError is what a TIFF directory naming a compression Pillow does not know raises.
+PILLOW_ERRORS = (
     OSError,
     SyntaxError,
     ValueError,
@@ -56,6 +64,7 @@ _PILLOW_ERRORS = (
     struct.error,
     TypeError,
     IndexError,
+    KeyError,
 )
 
 # Leading bytes of each supported format, to recognise a file cut off inside
@@ -126,8 +135,8 @@ def load(image: ImageFile.ImageFile, info: ImageInfo, data: bytes) -> None:
             f"image is {info.width}x{info.height}, above Pillow's own decompression-bomb "
             f"limit: {error}"
         ) from error
-    except _PILLOW_ERRORS as error:
-        raise _decode_error(data, info.format, error, image) from error
+    except PILLOW_ERRORS as error:
+        raise decode_error(data, info.format, error, image) from error
 
 
 def open_image(data: bytes, *, max_pixels: int) -> tuple[ImageFile.ImageFile, ImageInfo]:
@@ -137,7 +146,7 @@ def open_image(data: bytes, *, max_pixels: int) -> tuple[ImageFile.ImageFile, Im
     format_name = _identify(data)
     if format_name == "WEBP":
         # libwebp allocates the whole canvas as Pillow opens the file: check first.
-        _check_size(_webp_size(data), max_pixels)
+        check_size(_webp_size(data), max_pixels)
     factory, _accept = Image.OPEN[format_name]
     try:
         # The plugin's factory, not Image.open: Image.open would apply Pillow's
@@ -147,12 +156,12 @@ def open_image(data: bytes, *, max_pixels: int) -> tuple[ImageFile.ImageFile, Im
         raise ImageError(
             f"image is above Pillow's own decompression-bomb limit: {error}"
         ) from error
-    except _PILLOW_ERRORS as error:
-        raise _decode_error(data, _format_of(format_name), error, None) from error
+    except PILLOW_ERRORS as error:
+        raise decode_error(data, _format_of(format_name), error, None) from error
 
     width, height = image.size
     try:
-        _check_size((width, height), max_pixels)
+        check_size((width, height), max_pixels)
     except ImageError:
         image.close()
         raise
@@ -160,9 +169,9 @@ def open_image(data: bytes, *, max_pixels: int) -> tuple[ImageFile.ImageFile, Im
     try:
         frames = int(getattr(image, "n_frames", 1))
         orientation = _orientation(image, data, info_format)
-    except _PILLOW_ERRORS as error:
+    except PILLOW_ERRORS as error:
         image.close()
-        raise _decode_error(data, info_format, error, image) from error
+        raise decode_error(data, info_format, error, image) from error
     info = ImageInfo(
         format=info_format,
         width=width,
@@ -176,7 +185,7 @@ def open_image(data: bytes, *, max_pixels: int) -> tuple[ImageFile.ImageFile, Im
     return image, info
 
 
-def _check_size(size: tuple[int, int] | None, max_pixels: int) -> None:
+def check_size(size: tuple[int, int] | None, max_pixels: int) -> None:
     """Refuse an image whose header promises more pixels than ``max_pixels`` (or none)."""
     if size is None:
         return
@@ -218,7 +227,7 @@ def _identify(data: bytes) -> str:
         if len(data) < 12 and any(
             signature.startswith(data) or data.startswith(signature) for signature in signatures
         ):
-            raise ImageError(_truncated_message(name, data), incomplete=True)
+            raise ImageError(truncated_message(name, data), incomplete=True)
     other = _other_format(prefix)
     if other is not None:
         raise ImageError(f"unsupported image format {other!r}")
@@ -235,7 +244,7 @@ def _other_format(prefix: bytes) -> str | None:
         try:
             if accept(prefix):
                 return name
-        except _PILLOW_ERRORS:
+        except PILLOW_ERRORS:
             continue
     return None
 
@@ -244,16 +253,17 @@ def _format_of(name: str) -> str:
     return "JPEG" if name == "MPO" else name
 
 
-def _decode_error(
+def decode_error(
     data: bytes, format_name: str, error: BaseException, image: ImageFile.ImageFile | None
 ) -> ImageError:
     """Classify a Pillow failure: half-written data (retry) or a broken file (give up)."""
     if _looks_truncated(data, format_name, image) or _is_truncation(error):
-        return ImageError(_truncated_message(format_name, data), incomplete=True)
+        return ImageError(truncated_message(format_name, data), incomplete=True)
     return ImageError(f"{format_name} data is corrupt ({error})")
 
 
-def _truncated_message(format_name: str, data: bytes) -> str:
+def truncated_message(format_name: str, data: bytes) -> str:
+    """The message of an ImageError for data that ends early."""
     return f"{format_name} data ends early (truncated at {len(data)} bytes)"
 
 
@@ -310,25 +320,60 @@ def _png_chunks(data: bytes) -> tuple[bool, bytes | None]:
     return False, exif
 
 
-def _tiff_truncated(data: bytes, image: ImageFile.ImageFile | None) -> bool:
-    """True when a directory in the chain, or the first page's strips, lie past the end."""
+def tiff_directories(data: bytes, *, limit: int = _MAX_TIFF_PAGES) -> list[int] | None:
+    """Offsets of a TIFF's first ``limit`` directories (pages) in chain order; None if cut off.
+
+    Only the chain of directory headers is walked, no tag is read. None when
+    the header or a directory lies past the end of ``data``. A chain that
+    links back to a directory already seen ends there, as in Pillow.
+    """
     if len(data) < 16:
-        return True
+        return None
     order = "<" if data[:2] == b"II" else ">"
     big = data[2:4] in (b"+\x00", b"\x00+")  # BigTIFF: 8-byte offsets, 20-byte entries
     offset_format, count_format, entry_size = ("Q", "Q", 20) if big else ("I", "H", 12)
     offset = struct.unpack_from(order + offset_format, data, 8 if big else 4)[0]
+    directories: list[int] = []
     seen: set[int] = set()
-    while offset and offset not in seen and len(seen) < _MAX_TIFF_PAGES:
+    while offset and offset not in seen and len(directories) < limit:
         seen.add(offset)
+        directories.append(offset)
         count_size = struct.calcsize(count_format)
         if offset + count_size > len(data):
-            return True
+            return None
         entries = struct.unpack_from(order + count_format, data, offset)[0]
         next_at = offset + count_size + entries * entry_size
         if next_at + struct.calcsize(offset_format) > len(data):
-            return True
+            return None
         offset = struct.unpack_from(order + offset_format, data, next_at)[0]
+    return directories
+
+
+def _tiff_values_cut(data: bytes, directory: int) -> bool:
+    """True when a value the directory at ``directory`` points to lies past the end of ``data``.
+
+    Pillow skips such a tag with a warning, so a file cut inside the values
+    of its last directory fails as if corrupt (an unknown pixel layout).
+    """
+    order = "<" if data[:2] == b"II" else ">"
+    big = data[2:4] in (b"+\x00", b"\x00+")
+    entry_format, entry_size, inline = ("HHQQ", 20, 8) if big else ("HHII", 12, 4)
+    count_format = "Q" if big else "H"
+    first = directory + struct.calcsize(count_format)
+    entries = struct.unpack_from(order + count_format, data, directory)[0]
+    for position in range(first, first + entries * entry_size, entry_size):
+        _tag, kind, count, value = struct.unpack_from(order + entry_format, data, position)
+        size = count * _TIFF_VALUE_SIZES.get(kind, 0)
+        if size > inline and value + size > len(data):
+            return True
+    return False
+
+
+def _tiff_truncated(data: bytes, image: ImageFile.ImageFile | None) -> bool:
+    """True when a directory in the chain, a value it points to, or the current page's strips lie past the end."""
+    directories = tiff_directories(data)
+    if directories is None or any(_tiff_values_cut(data, offset) for offset in directories):
+        return True
     if not isinstance(image, TiffImagePlugin.TiffImageFile):
         return False
     tags = image.tag_v2
