@@ -18,6 +18,7 @@ from ocrwatch import __version__, imaging, sidecar
 from ocrwatch.engines.base import OcrEngine, OcrResult, Word
 from ocrwatch.errors import FileError, OcrError
 from ocrwatch.geometry import Box
+from ocrwatch.imaging.containers import MAX_COUNTED_FRAMES
 from ocrwatch.plan import Rules
 from ocrwatch.sidecar import SidecarPaths, utc_iso
 from ocrwatch.source import Source
@@ -80,7 +81,9 @@ def result_record(
         "timings": timings,
     }
     if info.frames > 1:
-        record["note"] = f"only the first of {info.frames} frames/pages was read"
+        # frames stops counting at the cap: a file that reaches it may hold more.
+        at_least = "at least " if info.frames >= MAX_COUNTED_FRAMES else ""
+        record["note"] = f"only the first of {at_least}{info.frames} frames/pages was read"
     return record
 
 

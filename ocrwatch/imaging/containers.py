@@ -38,6 +38,9 @@ from ocrwatch.errors import ImageError
 SUPPORTED_FORMATS: frozenset[str] = frozenset({"JPEG", "PNG", "TIFF", "BMP", "GIF", "WEBP"})
 """Pillow format names this module decodes; MPO (a JPEG with extra frames) is read as JPEG."""
 
+MAX_COUNTED_FRAMES = 10_000
+"""Frames or pages counted in a file; one with more says this many (see :attr:`ImageInfo.frames`)."""
+
 _EXIF_ORIENTATION = 0x0112
 _MEGA = 1_000_000
 _SHOWN_PREFIX = 8
@@ -88,10 +91,12 @@ class ImageInfo:
     width: int
     """Width as stored, before EXIF orientation."""
     height: int
+    """Height as stored, before EXIF orientation."""
     mode: str
     """Pillow mode of the first frame (L, RGB, P, 1, I;16, CMYK, RGBA...)."""
     frames: int
-    """Frames or pages in the file; only the first is decoded."""
+    """Frames or pages in the file, up to :data:`MAX_COUNTED_FRAMES` (a file with more says
+    that many); only the first is decoded."""
     orientation: int
     """EXIF orientation 1..8; 1 when absent or invalid."""
     bits: int = 8
@@ -159,7 +164,7 @@ def open_image(data: bytes, *, max_pixels: int) -> tuple[ImageFile.ImageFile, Im
     except PILLOW_ERRORS as error:
         raise decode_error(data, _format_of(format_name), error, None) from error
 
-    width, height = image.size
+    width, height = _stored_size(image)
     try:
         check_size((width, height), max_pixels)
     except ImageError:
@@ -167,7 +172,7 @@ def open_image(data: bytes, *, max_pixels: int) -> tuple[ImageFile.ImageFile, Im
         raise
     info_format = _format_of(image.format or format_name)
     try:
-        frames = int(getattr(image, "n_frames", 1))
+        frames = _frame_count(image, data)
         orientation = _orientation(image, data, info_format)
     except PILLOW_ERRORS as error:
         image.close()
@@ -177,7 +182,7 @@ def open_image(data: bytes, *, max_pixels: int) -> tuple[ImageFile.ImageFile, Im
         width=width,
         height=height,
         mode=image.mode,
-        frames=max(frames, 1),
+        frames=frames,
         orientation=orientation,
         bits=_bits(data, info_format, image.mode),
         transparent=has_transparency(image),
@@ -386,6 +391,34 @@ def _tiff_truncated(data: bytes, image: ImageFile.ImageFile | None) -> bool:
         if any(int(o) + int(c) > len(data) for o, c in zip(offsets, counts, strict=False)):
             return True
     return False
+
+
+def _stored_size(image: ImageFile.ImageFile) -> tuple[int, int]:
+    """(width, height) as stored; Pillow reports a TIFF's already turned for orientations 5 to 8."""
+    if isinstance(image, TiffImagePlugin.TiffImageFile):
+        # Pillow has checked both tags as it opened the file.
+        tags = image.tag_v2
+        return int(tags[TiffImagePlugin.IMAGEWIDTH]), int(tags[TiffImagePlugin.IMAGELENGTH])
+    return image.size
+
+
+def _frame_count(image: ImageFile.ImageFile, data: bytes) -> int:
+    """Frames or pages, at least 1 and at most MAX_COUNTED_FRAMES; raise EOFError if a TIFF's chain is cut off.
+
+    Pillow's ``n_frames`` reads every TIFF directory in full, and checks each
+    new one against a list of all before it: about a minute for 100,000 tiny
+    directories. Walking the directory headers up to the cap takes
+    milliseconds. GIF (a pass over the blocks, a few microseconds a frame),
+    WebP and MPO (counts their headers already hold) keep Pillow's count.
+    """
+    if isinstance(image, TiffImagePlugin.TiffImageFile):
+        directories = tiff_directories(data, limit=MAX_COUNTED_FRAMES)
+        if directories is None:
+            raise EOFError("TIFF directory chain ends early")
+        count = len(directories)
+    else:
+        count = int(getattr(image, "n_frames", 1))
+    return min(max(count, 1), MAX_COUNTED_FRAMES)
 
 
 def _orientation(image: ImageFile.ImageFile, data: bytes, format_name: str) -> int:

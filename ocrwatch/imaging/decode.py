@@ -1,8 +1,9 @@
 """Decoding: image bytes in, the first frame as upright uint8 pixels out.
 
-EXIF orientation is applied, alpha composited over white, and 16-bit and
-CMYK data brought to 8-bit grey or BGR. Truncated data is never decoded into
-a grey-filled image: Pillow's ``LOAD_TRUNCATED_IMAGES`` stays off, and
+EXIF orientation is applied once (Pillow turns a TIFF upright as it loads
+it; other formats are turned here), alpha composited over white, and 16-bit
+and CMYK data brought to 8-bit grey or BGR. Truncated data is never decoded
+into a grey-filled image: Pillow's ``LOAD_TRUNCATED_IMAGES`` stays off, and
 OpenCV, which accepts truncated JPEGs silently, decodes only a JPEG that
 :func:`verify` has read to its end.
 """
@@ -13,7 +14,7 @@ from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
-from PIL import Image
+from PIL import ExifTags, Image
 
 from ocrwatch.imaging.containers import ImageInfo, has_transparency, load, open_image
 
@@ -50,13 +51,28 @@ def decode(data: bytes, *, max_pixels: int) -> DecodedImage:
     image, info = open_image(data, max_pixels=max_pixels)
     with image:
         load(image, info, data)
-        if image.size != (info.width, info.height):
+        turned = _turned_on_load(image, info)
+        width, height = image.size
+        if turned and info.orientation >= 5:
+            width, height = height, width
+        if (width, height) != (info.width, info.height):
             # A GIF frame may reach past the logical screen; trust what was decoded.
-            info = replace(info, width=image.width, height=image.height)
-        pixels = upright(to_array(image, info), info.orientation)
+            info = replace(info, width=width, height=height)
+        pixels = to_array(image, info)
+        if not turned:
+            pixels = upright(pixels, info.orientation)
     if not pixels.flags.writeable or not pixels.flags.c_contiguous:
         pixels = np.array(pixels, order="C")
     return DecodedImage(pixels=pixels, info=info)
+
+
+def _turned_on_load(image: Image.Image, info: ImageInfo) -> bool:
+    """True when Pillow applied the EXIF orientation itself as it loaded the pixels.
+
+    Pillow does so for TIFF (not for JPEG, PNG or WebP) and then drops the
+    tag from the image's EXIF, so an orientation still there was not applied.
+    """
+    return info.orientation != 1 and ExifTags.Base.Orientation not in image.getexif()
 
 
 def _decode_plain_jpeg(data: bytes, *, max_pixels: int) -> DecodedImage | None:

@@ -17,6 +17,7 @@ from PIL import Image, ImageOps
 
 from ocrwatch import imaging
 from ocrwatch.errors import ImageError
+from ocrwatch.imaging.containers import MAX_COUNTED_FRAMES
 
 MAX_PIXELS = 150_000_000
 FREE_TIER = 1_048_576
@@ -67,6 +68,33 @@ def png_claiming(width: int, height: int) -> bytes:
         + png_chunk(b"IDAT", zlib.compress(b"\x00" * 64))
         + png_chunk(b"IEND", b"")
     )
+
+
+def tiny_pages_tiff(pages: int, *, value: int) -> bytes:
+    """A little-endian TIFF of ``pages`` directories, each a 1x1 grey page sharing one pixel."""
+    entries = [  # (tag, type, value): ImageWidth, ImageLength, BitsPerSample, Compression,
+        # PhotometricInterpretation, StripOffsets, SamplesPerPixel, RowsPerStrip, StripByteCounts
+        (256, 3, 1),
+        (257, 3, 1),
+        (258, 3, 8),
+        (259, 3, 1),
+        (262, 3, 1),
+        (273, 4, 0),
+        (277, 3, 1),
+        (278, 3, 1),
+        (279, 4, 1),
+    ]
+    directory_size = 2 + 12 * len(entries) + 4
+    pixel_at = 8 + pages * directory_size
+    directories = []
+    for index in range(pages):
+        next_at = 8 + (index + 1) * directory_size if index + 1 < pages else 0
+        fields = b"".join(
+            struct.pack("<HHII", tag, kind, 1, pixel_at if tag == 273 else field)
+            for tag, kind, field in entries
+        )
+        directories.append(struct.pack("<H", len(entries)) + fields + struct.pack("<I", next_at))
+    return b"II*\x00" + struct.pack("<I", 8) + b"".join(directories) + bytes([value])
 
 
 def without_adobe_segment(jpeg: bytes) -> bytes:
@@ -174,6 +202,28 @@ def test_a_png_exif_chunk_after_the_pixels_is_seen_by_probe() -> None:
 
     assert 6 == info.orientation
     assert before == pillow_allocations()
+
+
+@pytest.mark.parametrize("compression", ["raw", "tiff_lzw"])
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_tiff_orientation_is_applied_once(compression: str, orientation: int) -> None:
+    """A TIFF with an orientation tag comes out as a viewer shows it, turned once, with its stored size."""
+    upright = upright_marker()
+    stored = upright if orientation == 1 else upright.transpose(STORED_AS[orientation])
+    data = encoded(stored, "TIFF", compression=compression, tiffinfo={0x0112: orientation})
+
+    info = imaging.probe(data, max_pixels=MAX_PIXELS)
+    decoded = imaging.decode(data, max_pixels=MAX_PIXELS)
+
+    expected = (stored.width, stored.height, orientation, (upright.width, upright.height))
+    assert expected == (info.width, info.height, info.orientation, info.upright_size)
+    assert expected == (
+        decoded.info.width,
+        decoded.info.height,
+        decoded.info.orientation,
+        decoded.info.upright_size,
+    )
+    assert (np.asarray(upright) > 127).tolist() == (decoded.pixels > 127).tolist()
 
 
 # --------------------------------------------------------------------------
@@ -325,6 +375,24 @@ def test_multi_page_tiff_gives_its_first_page_and_page_count() -> None:
     decoded = imaging.decode(data, max_pixels=MAX_PIXELS)
 
     assert (4, [50]) == (decoded.info.frames, np.unique(decoded.pixels).tolist())
+
+
+def test_a_tiff_of_more_pages_than_the_cap_says_the_cap() -> None:
+    """Past MAX_COUNTED_FRAMES pages, probe and decode say that many: later directories are never read."""
+    data = tiny_pages_tiff(MAX_COUNTED_FRAMES + 1, value=90)
+
+    info = imaging.probe(data, max_pixels=MAX_PIXELS)
+    decoded = imaging.decode(data, max_pixels=MAX_PIXELS)
+
+    expected = (MAX_COUNTED_FRAMES, MAX_COUNTED_FRAMES, [[90]])
+    assert expected == (info.frames, decoded.info.frames, decoded.pixels.tolist())
+
+
+def test_tiff_with_exactly_the_cap_of_pages_counts_them_all() -> None:
+    """Up to the cap, frames is the exact number of pages."""
+    data = tiny_pages_tiff(MAX_COUNTED_FRAMES, value=90)
+
+    assert MAX_COUNTED_FRAMES == imaging.probe(data, max_pixels=MAX_PIXELS).frames
 
 
 @pytest.mark.parametrize(
