@@ -121,6 +121,11 @@ def render_status(state: DaemonState) -> str:
         )
     else:
         lines.append("  ocr.space: requests flowing")
+    used, budget = ocrspace.get("requests_today"), ocrspace.get("max_requests_per_day")
+    if budget:
+        lines.append(f"  ocr.space requests today (UTC): {used} of the daily budget of {budget}")
+    elif used:
+        lines.append(f"  ocr.space requests today (UTC): {used}")
     for inbox in snapshot.get("inboxes", []):
         lines.append("")
         lines.append(f"  {inbox['path']}")

@@ -5,7 +5,9 @@ per engine, and what follows a finished file through :mod:`ocrwatch.finish`,
 exactly as in the daemon. What is not the file's fault is handled here: a short rate-limit
 pause is waited out and the file tried again; a long one leaves the file for
 later; a rejected API key stops the run, since every further call would fail
-the same way.
+the same way. The daily budget (``ocrspace.max_requests_per_day``) is counted
+within this run only (``once`` keeps no state between runs): when it is used
+up, the files not sent are left for later (those not yet started unread).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -27,6 +30,7 @@ from ocrwatch.hooks import HookRunner
 from ocrwatch.outcome import Outcome, Status
 from ocrwatch.pipeline import process_file
 from ocrwatch.plan import InboxPlan, Plan
+from ocrwatch.ratelimit import BudgetSpent, RequestGate
 
 logger = logging.getLogger(__name__)
 
@@ -144,11 +148,13 @@ def run_once(
     stop: threading.Event | None = None,
     env: Mapping[str, str] | None = None,
     engine_factory: EngineFactory | None = None,
+    wall: Callable[[], float] = time.time,
 ) -> Report:
     """Process ``jobs`` and return what happened to each.
 
     ``engine_factory(name, workers, stop)`` builds the engine of each kind;
-    by default the registry's, configured from the plan.
+    by default the registry's, configured from the plan. ``wall`` is the
+    clock the daily request budget counts days by.
     """
     stop = stop or threading.Event()
     report = Report()
@@ -159,10 +165,17 @@ def run_once(
     pools: dict[str, ThreadPoolExecutor] = {}
     hooks = HookRunner(env=env)
     finisher = Finisher(hooks)
+    ocrspace = plan.config.ocrspace
+    gate = RequestGate(
+        ocrspace.rate_limit,
+        max_requests_per_day=ocrspace.max_requests_per_day,
+        longest_budget_wait=MAX_RATE_LIMIT_WAIT,
+        wall=wall,
+    )
 
     def create(name: str, workers: int, stop: threading.Event) -> OcrEngine:
         return engines.create_engine(
-            name, plan.config, api_key=plan.api_key, workers=workers, env=env, stop=stop
+            name, plan.config, api_key=plan.api_key, workers=workers, env=env, stop=stop, gate=gate
         )
 
     try:
@@ -190,11 +203,28 @@ def run_once(
         for engine_jobs in by_engine.values():
             for job in engine_jobs:
                 submit(job)
+
+        def record(job: Job, outcome: Outcome) -> None:
+            finisher.finish(job.path, job.inbox, outcome, engine=job.inbox.rules.engine)
+            report.outcomes.append(outcome)
+            if on_outcome is not None:
+                on_outcome(outcome)
+
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
                 job = pending.pop(future)
                 outcome = future.result()
+                if isinstance(outcome.error, BudgetSpent):
+                    # The day's requests are used up: the files not started yet are
+                    # left for later as they are, without reading them for nothing.
+                    for waiting, waiting_job in list(pending.items()):
+                        same_gate = waiting_job.inbox.rules.engine == job.inbox.rules.engine
+                        if same_gate and waiting.cancel():
+                            del pending[waiting]
+                            record(
+                                waiting_job, replace(outcome, path=waiting_job.path, seconds=0.0)
+                            )
                 if _should_wait_out(outcome) and not stop.is_set() and report.aborted is None:
                     logger.warning(
                         "%s: %s; trying again when the pause ends", job.path, outcome.message
@@ -204,10 +234,7 @@ def run_once(
                 if isinstance(outcome.error, InvalidKeyError) and report.aborted is None:
                     report.aborted = str(outcome.error)
                     stop.set()
-                finisher.finish(job.path, job.inbox, outcome, engine=job.inbox.rules.engine)
-                report.outcomes.append(outcome)
-                if on_outcome is not None:
-                    on_outcome(outcome)
+                record(job, outcome)
     finally:
         stop.set()
         for pool in pools.values():
@@ -220,7 +247,11 @@ def run_once(
 
 def _should_wait_out(outcome: Outcome) -> bool:
     error = outcome.error
-    return isinstance(error, RateLimitError) and error.retry_after <= MAX_RATE_LIMIT_WAIT
+    return (
+        isinstance(error, RateLimitError)
+        and not isinstance(error, BudgetSpent)
+        and error.retry_after <= MAX_RATE_LIMIT_WAIT
+    )
 
 
 def describe(outcome: Outcome) -> str:

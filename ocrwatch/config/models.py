@@ -72,6 +72,15 @@ class OcrSpaceConfig(Model):
     rate_limit: RateLimitConfig | None = Field(
         None, description="Optional client-side request cap; off by default."
     )
+    max_requests_per_day: int | None = Field(
+        None,
+        ge=1,
+        description="Most ocr.space requests per calendar day in UTC, each attempt counted as the API "
+        "counts it (the free tier allows 500 a day per IP address); when they are used up, OCR waits "
+        "until 00:00 UTC and no file fails. The API does not document when its day begins: UTC is an "
+        "assumption. The daemon keeps the count in its state folder across restarts (losing it loses "
+        "only the count); `ocrwatch once` counts within its own run. Off when absent or null.",
+    )
 
     @field_validator("endpoint", mode="before")
     @classmethod

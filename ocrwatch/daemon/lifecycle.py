@@ -73,7 +73,10 @@ class Daemon:
         self.context = Context(plan=plan, env=self.env, tracker=tracker)
         self.scanner = Scanner(self.context)
         self.watcher = Watcher(EventSink(self.context, self.scanner))
-        self.gate = RequestGate(plan.config.ocrspace.rate_limit)
+        self.gate = RequestGate(
+            plan.config.ocrspace.rate_limit,
+            max_requests_per_day=plan.config.ocrspace.max_requests_per_day,
+        )
         self.metrics = Metrics()
         self.hooks = HookRunner(env=self.env)
         self.gate_watch = GateWatch(self.context, self.gate, self.metrics, clock=clock)

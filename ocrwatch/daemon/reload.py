@@ -2,9 +2,10 @@
 
 Inboxes are added and removed, changed watch settings re-watch the inbox,
 new rules apply to files not yet started, waiting files stay queued, a new
-key replaces the old one before a blocked gate opens, and engines whose
-settings changed are replaced for the next file. An invalid config is
-refused whole: the running one stays, and the log says why.
+key replaces the old one before a blocked gate opens, a changed daily budget
+applies at once (today's count stays), and engines whose settings changed
+are replaced for the next file. An invalid config is refused whole: the
+running one stays, and the log says why.
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ def apply_plan(
 
 def _reload_engines(previous: Plan, plan: Plan, *, workers: Workers, gate: RequestGate) -> None:
     gate.set_limit(plan.config.ocrspace.rate_limit)
+    gate.set_budget(plan.config.ocrspace.max_requests_per_day)
     if plan.api_key is not None:
         # The key first, then the gate: workers released by unblock must send the new key.
         if workers.keys is None:

@@ -2,9 +2,11 @@
 
 :class:`GateWatch` turns the request gate's state into log lines, metrics and
 the persisted pause (so a restart keeps honouring the API's "wait N
-seconds"), and reminds the operator of a rejected key. :class:`Reporter`
-writes the one-line status for systemd and the ``status.json`` that
-``ocrwatch status`` reads.
+seconds"), keeps the day's request count in the state store (so a restart
+keeps the daily budget), and reminds the operator of a rejected key.
+:class:`Reporter` writes the one-line status for systemd and the
+``status.json`` that ``ocrwatch status`` reads; a pause there is the API's or
+the daily budget's, whichever ends later.
 
 Clocks are injectable: "never warned" is None, not 0.0, because the
 monotonic clock starts near zero at boot and a service started then must
@@ -59,10 +61,13 @@ class GateWatch:
         self._last_key_warning: float | None = None
 
     def restore_pause(self) -> None:
-        """Honour a pause the API asked for before a restart."""
+        """Honour a pause the API asked for, and the requests counted today, before a restart."""
         store = self.context.store
-        until = store.get(PAUSE_KEY) if store is not None else None
-        if not until or store is None:
+        if store is None:
+            return
+        self.gate.keep_count_in(store)
+        until = store.get(PAUSE_KEY)
+        if not until:
             return
         try:
             self.gate.pause_until_wall(float(until), store.get(PAUSE_REASON_KEY) or "rate limit")
@@ -79,7 +84,9 @@ class GateWatch:
     def note(self) -> None:
         """Log and persist a new pause (called from the main loop)."""
         state = self.gate.state()
-        self.metrics.paused.set(1 if state.paused_until or state.blocked else 0)
+        self.metrics.paused.set(
+            1 if state.paused_until or state.budget_until or state.blocked else 0
+        )
         if state.paused_until and state.pause_number != self._last_pause_logged:
             self._last_pause_logged = state.pause_number
             self.metrics.pauses.inc()
@@ -139,11 +146,13 @@ class Reporter:
             f"{outcomes['failed']} failed",
         ]
         gate = self.gate.state()
+        paused_until, _ = gate.held()
         if gate.blocked:
             parts.append("ocr.space stopped: API key rejected")
-        elif gate.paused_until:
+        elif paused_until:
             parts.append(
-                f"ocr.space paused until {time.strftime('%H:%M:%S', time.localtime(gate.paused_until))}"
+                f"ocr.space paused until {time.strftime('%H:%M:%S', time.localtime(paused_until))}"
+                + (" (daily budget used up)" if paused_until == gate.budget_until else "")
             )
         return ", ".join(parts)
 
@@ -152,6 +161,7 @@ class Reporter:
         tracker, stats = self.context.tracker, self.context.stats
         by_inbox = tracker.counts_by_inbox()
         gate = self.gate.state()
+        paused_until, pause_reason = gate.held()
         modes = self.watcher.modes()
         inboxes = []
         for inbox in self.context.plan.inboxes:
@@ -187,9 +197,11 @@ class Reporter:
             "outcomes": dict(stats.outcomes),
             "last_error": stats.last_error,
             "ocrspace": {
-                "paused_until": utc_iso(gate.paused_until) if gate.paused_until else None,
-                "pause_reason": gate.pause_reason,
+                "paused_until": utc_iso(paused_until) if paused_until else None,
+                "pause_reason": pause_reason,
                 "blocked": gate.blocked,
+                "requests_today": gate.requests_today,
+                "max_requests_per_day": gate.max_requests_per_day,
             },
         }
 

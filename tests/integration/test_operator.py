@@ -152,6 +152,54 @@ def test_status_shows_the_ocrspace_pause(
     assert 0 == daemon.stop()
 
 
+def test_a_daily_budget_holds_the_files_beyond_it_even_across_a_restart(
+    setup: Callable[..., DaemonProcess], tmp_path: Path, fake: FakeOcrSpace
+) -> None:
+    """Budget 3, five files: 3 requests, 2 files wait without error sidecars, status says why, a restart sends none."""
+    inbox = tmp_path / "inbox"
+    status_file = tmp_path / "state" / "ocrwatch" / "status.json"
+    ocrspace = {"endpoint": fake.url, "attempts": 1, "timeout": 10, "max_requests_per_day": 3}
+    daemon = setup(ocrspace=ocrspace).start()
+    for index in range(5):
+        (inbox / f"budget-{index}.png").write_bytes(image_bytes(f"budget {index}"))
+
+    def holding() -> dict[str, Any] | None:
+        """status.json from the daemon running now, once it shows the budget's pause and both files held."""
+        assert daemon.process is not None
+        try:
+            snapshot = json.loads(status_file.read_text())
+        except (OSError, ValueError):
+            return None
+        (entry,) = snapshot["inboxes"]
+        held = entry["waiting"] + entry["in_progress"] == 2
+        paused = snapshot["ocrspace"]["paused_until"] is not None
+        return snapshot if snapshot["pid"] == daemon.process.pid and held and paused else None
+
+    wait_until(holding, 20, message="the budget's pause in status")
+    result = ocrwatch(
+        "status", "--json", "-c", str(daemon.config_path), env=daemon.env, cwd=tmp_path
+    )
+    shown = json.loads(result.stdout)["status"]["ocrspace"]
+    assert {
+        "pause_reason": "the daily budget of 3 requests is used up",
+        "requests_today": 3,
+        "max_requests_per_day": 3,
+    } == {key: shown[key] for key in ("pause_reason", "requests_today", "max_requests_per_day")}
+    assert shown["paused_until"].endswith("T00:00:00.000Z")
+    text = ocrwatch("status", "-c", str(daemon.config_path), env=daemon.env, cwd=tmp_path).stdout
+    assert "ocr.space requests today (UTC): 3 of the daily budget of 3" in text
+    assert 1 == daemon.log().count("WARNING ocr.space: the daily budget of 3 requests is used up")
+    assert 0 == daemon.stop()
+
+    daemon.start()
+    wait_until(holding, 20, message="the restarted daemon holding")
+    assert 0 == daemon.stop()
+    final = json.loads(status_file.read_text())["ocrspace"]
+    assert (3, 3) == (len(fake.requests), final["requests_today"])
+    assert 3 == len([path for path in inbox.glob("*.png.json")])
+    assert [] == sorted(inbox.glob("*.error.json"))
+
+
 def test_metrics_endpoint_is_scraped(
     setup: Callable[..., DaemonProcess], tmp_path: Path, fake: FakeOcrSpace
 ) -> None:

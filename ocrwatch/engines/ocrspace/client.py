@@ -12,7 +12,9 @@ endpoint with exponential backoff and full jitter, then the next endpoint is
 tried. A rate-limit answer pauses the shared :class:`RequestGate` for the
 window the API names and is raised at once; an invalid key blocks the gate and
 is raised at once; bad input is raised at once, since retrying it only burns
-quota. Sleeping and waiting stop early when the engine's ``stop`` event is set.
+quota. Every request that leaves is counted by the gate against the daily
+budget (``max_requests_per_day``), each attempt on its own, as the API counts
+them. Sleeping and waiting stop early when the engine's ``stop`` event is set.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ from ocrwatch.errors import (
     TransientError,
 )
 from ocrwatch.imaging import Upload
-from ocrwatch.ratelimit import RequestGate
+from ocrwatch.ratelimit import BudgetSpent, RequestGate
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +112,9 @@ class OcrSpaceEngine(OcrEngine):
     ) -> None:
         self.config = config
         self._keys = api_key if isinstance(api_key, KeyHolder) else KeyHolder(api_key)
-        self.gate = gate or RequestGate(config.rate_limit)
+        self.gate = gate or RequestGate(
+            config.rate_limit, max_requests_per_day=config.max_requests_per_day
+        )
         self.stop = stop or threading.Event()
         self._backoff_base = backoff_base
         self._rng = rng or random.Random()
@@ -212,6 +216,8 @@ class OcrSpaceEngine(OcrEngine):
                     started = time.perf_counter()
                     key = self._keys.key
                     answer = self._post(endpoint, fields, files, key)
+                except BudgetSpent:
+                    raise  # nothing was sent: no request to observe, no API pause to set
                 except TransientError as error:
                     if isinstance(error, Interrupted):
                         raise
