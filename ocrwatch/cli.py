@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from ocrwatch import __version__, inspection, logs, once, progress
+from ocrwatch import __version__, inspection, logs, once, progress, quota
 from ocrwatch.config import (
     LoadedConfig,
     config_schema,
@@ -205,7 +205,11 @@ def _log_plan(plan: Plan) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    """``ocrwatch check``: validate and print the resolved plan."""
+    """``ocrwatch check``: validate, print the resolved plan and what each inbox has waiting.
+
+    The waiting files are judged from stats and sidecars as the daemon's scan
+    judges them, without the daemon's cache and without decoding anything.
+    """
     loaded = _load(args)
     plan = make_plan(loaded)
     for warning in plan.warnings:
@@ -215,10 +219,16 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"ocr.space API key: found ({plan.api_key.source}; not shown)")
     else:
         print("ocr.space API key: none found")
+    total = quota.Backlog()
     for inbox in plan.inboxes:
+        backlog = quota.count(inbox)
+        total += backlog
         print()
         print(_describe_inbox(plan, inbox))
+        print(f"  waiting:   {backlog.describe()}")
     print()
+    if len(plan.inboxes) > 1:
+        print(f"waiting in all: {total.describe()}")
     print(f"OK: {len(plan.inboxes)} inbox(es)")
     return EXIT_OK
 

@@ -22,8 +22,10 @@ from pathlib import Path
 from typing import Literal
 
 from ocrwatch import sidecar
+from ocrwatch.errors import FileError
 from ocrwatch.plan import InboxPlan
 from ocrwatch.sidecar import SidecarPaths
+from ocrwatch.source import SourceGone, read_source
 from ocrwatch.store import CachedFile, StateStore
 
 Finished = Literal["done", "failed"]
@@ -51,6 +53,23 @@ class FileFacts:
         if self.sha256 is not None:
             return self.sha256
         return self.hasher() if self.hasher is not None else None
+
+
+def facts_of(path: Path, *, follow_symlinks: bool) -> FileFacts | None:
+    """``path`` as a scan judges it: its stat (of the link itself unless links are followed),
+    hashed only if :func:`verdict` asks. None when the file is gone since it was listed."""
+    try:
+        info = os.stat(path) if follow_symlinks else os.lstat(path)
+    except OSError:
+        return None
+
+    def content_hash() -> str | None:
+        try:
+            return read_source(path, follow_symlinks=follow_symlinks).sha256
+        except (SourceGone, FileError):
+            return None
+
+    return FileFacts.of_stat(info, content_hash)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,9 @@
 
 Scans come at start, every ``rescan_interval``, after a lost event or a
 watch restart, after a reload and on SIGUSR1. The first scan also removes
-temporaries a crash left behind. A backlog larger than ``max_pending`` is
+temporaries a crash left behind, and logs per inbox the files it found
+waiting and the ocr.space requests they will cost (:mod:`ocrwatch.quota`),
+counted as they are queued. A backlog larger than ``max_pending`` is
 queued in parts: the main loop asks for the rest as files finish.
 """
 
@@ -17,11 +19,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from ocrwatch import after, current, scan, sidecar
-from ocrwatch.current import FileFacts
 from ocrwatch.daemon.context import Context
-from ocrwatch.errors import FileError
 from ocrwatch.plan import InboxPlan
-from ocrwatch.source import SourceGone, read_source
+from ocrwatch.quota import Backlog
 
 logger = logging.getLogger(__name__)
 
@@ -72,11 +72,15 @@ class Scanner:
             targets = list(context.plan.inboxes) if inbox is None else [inbox]
             started = time.monotonic()
             queued = 0
+            backlogs: list[tuple[Path, Backlog]] = []
             for target in targets:
+                backlog = Backlog()
                 try:
-                    queued += self._scan(target, folder, clean=first)
+                    queued += self._scan(target, folder, clean=first, backlog=backlog)
                 except Exception:  # noqa: BLE001 - thread entry point: a scan failure must not end the scanner
                     logger.exception("scanning %s failed", target.path)
+                    backlog.partial = True
+                backlogs.append((target.path, backlog))
             logger.log(
                 logging.INFO if reason != "periodic rescan" or queued else logging.DEBUG,
                 "scan (%s) of %s: %d file(s) to process, %.2f s",
@@ -87,10 +91,18 @@ class Scanner:
             )
             if first:
                 first = False
+                if not context.stop.is_set():
+                    _log_backlogs(backlogs)
                 self.initial_scan_done.set()
                 context.wakeup.set()
 
-    def _scan(self, inbox: InboxPlan, folder: Path | None, *, clean: bool) -> int:
+    def _scan(self, inbox: InboxPlan, folder: Path | None, *, clean: bool, backlog: Backlog) -> int:
+        """Queue the files of ``inbox`` (or of its ``folder``) that need work; count the waiting ones.
+
+        Returns how many were queued. ``backlog`` counts the files that wait
+        for OCR, which is fewer when finished files are queued only to be
+        moved or deleted.
+        """
         found = next((i for i in self.context.plan.inboxes if i.path == inbox.path), None)
         if found is None:
             return 0
@@ -108,18 +120,24 @@ class Scanner:
                 break
             if folder is not None and not scan.is_candidate(path, inbox, inbox.excluded):
                 continue
-            info = _stat(path, follow=inbox.config.follow_symlinks)
-            if info is None:
+            facts = current.facts_of(path, follow_symlinks=inbox.config.follow_symlinks)
+            if facts is None:
                 continue
             try:
-                finished = self.is_current(path, inbox, info)
+                judged = current.verdict(path, inbox, facts, cache=self.context.store)
             except Exception:  # noqa: BLE001 - one odd file must not end the scan of all the others
                 logger.exception("%s: cannot check its sidecars; queueing it", path)
-                finished = False
-            if finished:
+                judged = None
+            # A finished file whose inbox moves or deletes finished files is queued all the
+            # same: a crash came between its sidecars and its move, and the worker that takes
+            # it finds the sidecar current and completes the move without sending anything.
+            if judged is not None and not after.changes_location(
+                inbox, success=judged.status == "done"
+            ):
                 continue
-            if not tracker.found(path, inbox, mtime_ns=info.st_mtime_ns):
+            if not tracker.found(path, inbox, mtime_ns=facts.mtime_ns):
                 self.incomplete.add(inbox.path)
+                backlog.partial = True
                 logger.info(
                     "%s: %d files waiting; the rest of the backlog follows as they finish",
                     inbox.path,
@@ -127,28 +145,11 @@ class Scanner:
                 )
                 break
             queued += 1
+            if judged is None:
+                backlog.add(path, inbox)
+        if self.context.stop.is_set():
+            backlog.partial = True
         return queued
-
-    def is_current(self, path: Path, inbox: InboxPlan, info: os.stat_result) -> bool:
-        """True when the sidecars say ``path`` is finished and nothing is left to do with it.
-
-        A finished file whose inbox moves or deletes finished files is not: it
-        is left over from a crash between its sidecars and its move, and the
-        worker that takes it finds the sidecar current and completes the move.
-        """
-
-        def content_hash() -> str | None:
-            try:
-                return read_source(path, follow_symlinks=inbox.config.follow_symlinks).sha256
-            except (SourceGone, FileError):
-                return None
-
-        found = current.verdict(
-            path, inbox, FileFacts.of_stat(info, content_hash), cache=self.context.store
-        )
-        return found is not None and not after.changes_location(
-            inbox, success=found.status == "done"
-        )
 
 
 class EventSink:
@@ -185,8 +186,13 @@ def remove_temps(root: Path, *, recursive: bool) -> None:
         logger.info("removed %d temporary file(s) left by an earlier crash in %s", removed, root)
 
 
-def _stat(path: Path, *, follow: bool) -> os.stat_result | None:
-    try:
-        return os.stat(path) if follow else os.lstat(path)
-    except OSError:
-        return None
+def _log_backlogs(backlogs: list[tuple[Path, Backlog]]) -> None:
+    """Log what the first scan found waiting in each inbox, and in all when there are several."""
+    for path, backlog in backlogs:
+        note = " (counted until the scan stopped; 'ocrwatch check' counts them all)"
+        logger.info(
+            "inbox %s: %s%s", path, backlog.describe(waiting=True), note if backlog.partial else ""
+        )
+    if len(backlogs) > 1:
+        total = sum((backlog for _, backlog in backlogs), Backlog())
+        logger.info("in all: %s", total.describe(waiting=True))
