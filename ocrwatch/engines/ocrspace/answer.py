@@ -3,9 +3,9 @@
 The API answers most failures with HTTP 200 and a JSON object, some with a
 403 whose body is a bare JSON string (or plain text), and since 2026 some with
 HTTP 400/403 and ``{"error": "E501: ...", "details": ...}``. This module turns
-any of them into pages of text or into one of the classified errors of
-:mod:`ocrwatch.errors`; ``tests/data/ocrspace`` holds one answer of each shape. It
-does no I/O.
+any of them into pages (text, words, and the overlay's lines as one block) or
+into one of the classified errors of :mod:`ocrwatch.errors`;
+``tests/data/ocrspace`` holds one answer of each shape. It does no I/O.
 
 Residual uncertainty, documented rather than guessed away: a 403 whose text is
 neither the rate-limit sentence nor an invalid-key message is treated as a
@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ocrwatch.engines.base import Page, Word
+from ocrwatch.engines.base import Block, Box, Line, Page, Word
 from ocrwatch.errors import (
     BadInputError,
     InvalidKeyError,
@@ -167,14 +167,22 @@ def _page(data: dict[str, Any]) -> Page:
     if overlay is None:
         overlay = data.get("Overlay")
     words: list[Word] = []
+    lines: list[Line] = []
     if isinstance(overlay, dict):
         for line_index, line in enumerate(overlay.get("Lines") or []):
             if not isinstance(line, dict):
                 continue
-            for word in line.get("Words") or []:
-                parsed = _word(word, line_index)
-                if parsed is not None:
-                    words.append(parsed)
+            line_words = [
+                parsed
+                for word in line.get("Words") or []
+                if (parsed := _word(word, line_index)) is not None
+            ]
+            words += line_words
+            if line_words:
+                box = Box.around([word.box for word in line_words])
+                lines.append(Line(box=box, words=tuple(line_words)))
+    # The overlay has lines but no blocks: the page is one block.
+    blocks = (Block(Box.around([line.box for line in lines]), tuple(lines)),) if lines else ()
     code = _int(data.get("FileParseExitCode"))
     error = None
     if code != PAGE_SUCCESS:
@@ -187,6 +195,7 @@ def _page(data: dict[str, Any]) -> Page:
         words=tuple(words),
         orientation=orientation if orientation in (0, 90, 180, 270) else None,
         error=error,
+        blocks=blocks,
     )
 
 

@@ -53,6 +53,7 @@ from ocrwatch.errors import (
     TransientError,
 )
 from ocrwatch.imaging import Upload
+from ocrwatch.layout import ScaleShift, map_page
 from ocrwatch.ratelimit import BudgetSpent, RequestGate
 
 logger = logging.getLogger(__name__)
@@ -303,11 +304,10 @@ def _released() -> np.ndarray:
 
 
 def _unscale(page: Page, scale: float) -> Page:
-    if scale == 1.0 or not page.words:
+    """``page`` in the request's pixels: words, lines and blocks out of the scaled upload."""
+    if scale == 1.0:
         return page
-    return replace(
-        page, words=tuple(word.moved(dx=0.0, dy=0.0, scale=scale) for word in page.words)
-    )
+    return map_page(page, ScaleShift(scale=scale))
 
 
 def _reason(error: Exception) -> str:

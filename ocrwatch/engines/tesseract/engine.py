@@ -2,8 +2,8 @@
 
 It owns the Tesseract API objects (one per worker thread and language, made
 on first use and ended in :meth:`TesseractEngine.close`), the choice of page
-segmentation mode, and turning Tesseract's results into :class:`Page` text and
-word boxes in the caller's pixels. Image preparation lives in
+segmentation mode, and turning Tesseract's results into :class:`Page` text,
+words and layout (blocks, lines, baselines, confidences) in the caller's pixels. Image preparation lives in
 :mod:`.preprocess`, language names and data folders in
 :mod:`.languages`. No subprocess, no temporary files.
 """
@@ -15,14 +15,26 @@ import os
 import threading
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import tesserocr
 
-from ocrwatch.engines.base import EngineSetup, OcrEngine, OcrRequest, OcrResult, Page, Word
+from ocrwatch.engines.base import (
+    Block,
+    Box,
+    EngineSetup,
+    Line,
+    OcrEngine,
+    OcrRequest,
+    OcrResult,
+    Page,
+    Word,
+)
 from ocrwatch.engines.tesseract import languages, preprocess
 from ocrwatch.errors import BadInputError, EngineUnavailableError, OcrError
+from ocrwatch.layout import Baseline, Point, map_page
 
 logger = logging.getLogger(__name__)
 
@@ -179,7 +191,8 @@ def _read(
     mode: tesserocr.PSM,
     request: OcrRequest,
 ) -> Page:
-    """Recognise ``prepared`` with ``api`` and collect text, words and orientation."""
+    """Recognise ``prepared`` with ``api`` and collect text, orientation and, on request,
+    words and layout in the caller's pixels."""
     image = prepared.image
     height, width = image.shape
     try:
@@ -196,37 +209,94 @@ def _read(
         text = _clean_text(api.GetUTF8Text())
         iterator = api.GetIterator()
         orientation = None
-        words: list[Word] = []
+        blocks: tuple[Block, ...] = ()
         if iterator is not None and not iterator.Empty(tesserocr.RIL.BLOCK):
             if mode == tesserocr.PSM.AUTO_OSD:
                 orientation = int(iterator.Orientation()[0]) * DEGREES_PER_QUARTER_TURN
             if request.overlay:
-                words = _words(iterator, prepared)
+                blocks = _layout(iterator)
     except RuntimeError as error:
         raise OcrError(f"{request.name}: tesseract failed: {error}") from error
     finally:
         api.Clear()
-    return Page(text=text, words=tuple(words), orientation=orientation)
+    words = tuple(word for block in blocks for line in block.lines for word in line.words)
+    page = Page(text=text, words=words, orientation=orientation, blocks=blocks)
+    return map_page(page, _ToInput(prepared))
 
 
-def _words(iterator: Any, prepared: preprocess.Prepared) -> list[Word]:
-    """Every non-empty word with its box in input pixels and its line index."""
-    words: list[Word] = []
-    line = -1
+@dataclass(frozen=True)
+class _ToInput:
+    """From the prepared image's pixels back to the caller's, as :meth:`Prepared.box_in_input`
+    maps boxes: whole pixels holding the mapped corners, clipped to the image."""
+
+    prepared: preprocess.Prepared
+
+    def point(self, x: float, y: float) -> Point:
+        if self.prepared.to_input == preprocess.IDENTITY:
+            return x, y
+        # Points lie on pixel edges, half a pixel from the centres the map is defined on.
+        mapped_x, mapped_y = self.prepared.to_input.apply(x - 0.5, y - 0.5)
+        return mapped_x + 0.5, mapped_y + 0.5
+
+    def box(self, box: Box) -> Box:
+        # Tesseract's boxes are whole pixels, so nothing is lost to int().
+        left, top, right, bottom = (
+            int(edge) for edge in (box.left, box.top, box.right, box.bottom)
+        )
+        return Box(*self.prepared.box_in_input(left, top, right, bottom))
+
+
+def _layout(iterator: Any) -> tuple[Block, ...]:
+    """Tesseract's blocks of lines of non-empty words, in the prepared image's pixels.
+
+    A word's ``line`` counts every line Tesseract starts, as the sidecars
+    always have, so a line whose words are all blank leaves a gap in the
+    count and no :class:`Line`.
+    """
+    block_boxes: list[Box | None] = []
+    lines: list[tuple[int, Box | None, Baseline | None, list[Word]]] = []
     for word in tesserocr.iterate_level(iterator, tesserocr.RIL.WORD):
         if word.Empty(tesserocr.RIL.WORD):
             continue
-        if word.IsAtBeginningOf(tesserocr.RIL.TEXTLINE) or line < 0:
-            line += 1
+        if word.IsAtBeginningOf(tesserocr.RIL.TEXTLINE) or not lines:
+            if word.IsAtBeginningOf(tesserocr.RIL.BLOCK) or not block_boxes:
+                block_boxes.append(_box(word.BoundingBox(tesserocr.RIL.BLOCK)))
+            line_box = _box(word.BoundingBox(tesserocr.RIL.TEXTLINE))
+            baseline = word.Baseline(tesserocr.RIL.TEXTLINE)
+            lines.append((len(block_boxes) - 1, line_box, baseline, []))
         text = (word.GetUTF8Text(tesserocr.RIL.WORD) or "").strip()
-        box = word.BoundingBox(tesserocr.RIL.WORD)
+        box = _box(word.BoundingBox(tesserocr.RIL.WORD))
         if not text or box is None:
             continue
-        left, top, box_width, box_height = prepared.box_in_input(*box)
-        words.append(
-            Word(text=text, left=left, top=top, width=box_width, height=box_height, line=line)
+        lines[-1][3].append(
+            Word(
+                text,
+                box.left,
+                box.top,
+                box.width,
+                box.height,
+                line=len(lines) - 1,
+                confidence=float(word.Confidence(tesserocr.RIL.WORD)),
+            )
         )
-    return words
+    grouped: list[list[Line]] = [[] for _ in block_boxes]
+    for block, line_box, baseline, words in lines:
+        if words:
+            box = line_box or Box.around([word.box for word in words])
+            grouped[block].append(Line(box=box, words=tuple(words), baseline=baseline))
+    return tuple(
+        Block(box=box or Box.around([line.box for line in block_lines]), lines=tuple(block_lines))
+        for box, block_lines in zip(block_boxes, grouped, strict=True)
+        if block_lines
+    )
+
+
+def _box(edges: tuple[int, int, int, int] | None) -> Box | None:
+    """Tesseract's ``(left, top, right, bottom)`` as a box, or None when there is none."""
+    if edges is None:
+        return None
+    left, top, right, bottom = edges
+    return Box(left, top, right - left, bottom - top)
 
 
 def _clean_text(text: str) -> str:
