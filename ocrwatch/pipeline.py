@@ -1,8 +1,11 @@
-"""One file to its sidecars: read, check, decode, crop, OCR, map boxes, write.
+"""One file to its sidecars: read, check, then page by page decode, crop and OCR; write.
 
 :func:`process_file` is the whole path for one file and the per-file
 boundary: every error on the way, expected or not, ends as an
-:class:`~ocrwatch.outcome.Outcome`. It does not watch, queue, retry or move
+:class:`~ocrwatch.outcome.Outcome`. Inside it the unit of work is the page
+(:mod:`ocrwatch.pages`): each page in turn is opened, cropped, cut into its
+regions, prepared (every part before any is sent) and read, and the sidecars
+are made from the pages' results. It does not watch, queue, retry or move
 files; the runners (``once``, the daemon) decide what a retryable outcome
 means, and :mod:`ocrwatch.finish` does what follows a finished one. One bad
 file never stops a run.
@@ -14,20 +17,20 @@ import functools
 import logging
 import os
 import time
-from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
 
-from ocrwatch import current, imaging, sidecar
+from ocrwatch import current, sidecar
 from ocrwatch.current import FileFacts
-from ocrwatch.engines.base import OcrEngine, OcrRequest, OcrResult, Prepared
+from ocrwatch.engines.base import OcrEngine, OcrRequest, Prepared
 from ocrwatch.errors import FileError, InternalError, Interrupted, InvalidKeyError, RateLimitError
 from ocrwatch.geometry import Box
 from ocrwatch.outcome import Outcome, Status
+from ocrwatch.pages import PageInput, PageOpener, PageResult, Pixels, Target, open_pages
 from ocrwatch.plan import InboxPlan, Rules
-from ocrwatch.records import Target, final_newline, record_failure, result_record
+from ocrwatch.records import record_failure, result_record, result_text
 from ocrwatch.sidecar import SidecarPaths, utc_iso
 from ocrwatch.source import Source, SourceGone, read_source
 
@@ -125,27 +128,17 @@ def _process(
                 return Outcome(path, status, found.message, seconds=time.perf_counter() - clock)
         sidecar.preflight(paths.result.parent)
         read_seconds = time.perf_counter() - clock
-        with engine.preparing():
-            image = _open_image(source, rules, engine)
-            info = image.info
-            decode_seconds = time.perf_counter() - clock - read_seconds
-            prepared, crop_box = _prepare(path, source, image, rules, engine)
-            # What the engine needs is in `prepared` now (for ocr.space, the fitted
-            # uploads): let the decoded page go before waiting for a request slot.
-            del image
-        results = [(target, engine.finish(request)) for target, request in prepared]
+        pages, decode_seconds = _read_pages(path, source, rules, engine)
         ocr_seconds = time.perf_counter() - clock - read_seconds - decode_seconds
-        text = _text(results, rules)
+        text = result_text(pages, rules)
         record = result_record(
             source=source,
-            info=info,
+            pages=pages,
             rules=rules,
             engine=engine,
-            crop_box=crop_box,
-            results=results,
             text=text,
             attempt=attempt,
-            requests=requests_before + sum(result.attempts for _, result in results),
+            requests=requests_before + sum(page.requests for page in pages),
             timings={
                 "started": utc_iso(started),
                 "finished": utc_iso(time.time()),
@@ -208,72 +201,73 @@ def _process(
     )
 
 
-@dataclass(frozen=True)
-class _Image:
-    """A checked image: its header facts, and its pixels now or on demand."""
+def _read_pages(
+    path: Path, source: Source, rules: Rules, engine: OcrEngine
+) -> tuple[list[PageResult], float]:
+    """Each page of the file read in turn; and the seconds spent opening them, waits for a turn included."""
+    pages = []
+    decode_seconds = 0.0
+    for open_page in open_pages(source, rules, engine):
+        page, seconds = _read_page(path, open_page, rules, engine)
+        pages.append(page)
+        decode_seconds += seconds
+    return pages, decode_seconds
 
-    info: imaging.ImageInfo
-    pixels: np.ndarray | Callable[[], np.ndarray]
 
+def _read_page(
+    path: Path, open_page: PageOpener, rules: Rules, engine: OcrEngine
+) -> tuple[PageResult, float]:
+    """One page opened, cropped, its parts prepared, then read; and the seconds spent opening it.
 
-def _open_image(source: Source, rules: Rules, engine: OcrEngine) -> _Image:
-    """Check the file decodes completely; decode its pixels only if they will surely be needed.
-
-    When the whole file goes to an engine that reads the file's own bytes (a
-    plain JPEG within the ocr.space budget), building the pixel array is
-    wasted work: the file is only verified, and decoding is left to whoever
-    asks for the pixels (a fallback encode).
+    Raises what opening, preparing and reading raise (ImageError, GeometryError, OcrError...).
     """
-    data = source.data
-    if rules.crop is None and not rules.regions:
-        info = imaging.probe(data, max_pixels=rules.max_pixels)
-        if engine.takes_original(data, info):
-            info = imaging.verify(data, max_pixels=rules.max_pixels)
-            return _Image(
-                info,
-                functools.cache(lambda: imaging.decode(data, max_pixels=rules.max_pixels).pixels),
-            )
-    decoded = imaging.decode(data, max_pixels=rules.max_pixels)
-    return _Image(decoded.info, decoded.pixels)
+    started = time.perf_counter()
+    with engine.preparing():
+        page = open_page()
+        open_seconds = time.perf_counter() - started
+        crop_box, prepared = _prepare(path, page, rules, engine)
+        facts = page.facts
+        # What the engine needs is in `prepared` now (for ocr.space, the fitted
+        # uploads): let the decoded page go before waiting for a request slot.
+        del page
+    results = tuple((target, engine.finish(request)) for target, request in prepared)
+    return PageResult(facts, crop_box, results), open_seconds
 
 
 def _prepare(
-    path: Path, source: Source, image: _Image, rules: Rules, engine: OcrEngine
-) -> tuple[list[tuple[Target, Prepared]], Box | None]:
-    """Every region's request, prepared: an image that cannot be read fails before any is sent."""
-    width, height = (
-        image.pixels.shape[1::-1]
-        if isinstance(image.pixels, np.ndarray)
-        else image.info.upright_size
-    )
+    path: Path, page: PageInput, rules: Rules, engine: OcrEngine
+) -> tuple[Box | None, list[tuple[Target, Prepared]]]:
+    """The page's crop and every region's request, prepared: a page that cannot be read fails before any is sent."""
+    width, height = page.size
     crop_box = rules.crop.resolve(width, height, what="crop") if rules.crop else None
-    page = crop_box or Box(0, 0, width, height)
+    within = crop_box or Box(0, 0, width, height)
     if rules.regions:
         targets = [
             Target(
-                name, _offset(rule.resolve(page.width, page.height, what=f"region {name!r}"), page)
+                name,
+                _offset(rule.resolve(within.width, within.height, what=f"region {name!r}"), within),
             )
             for name, rule in rules.regions
         ]
     else:
-        targets = [Target(None, page)]
+        targets = [Target(None, within)]
     whole = crop_box is None and not rules.regions
     prepared = []
     for target in targets:
         request = OcrRequest(
-            image=image.pixels if whole else _cut(_array(image.pixels), target.box),
+            image=page.pixels if whole else _cut(_array(page.pixels), target.box),
             language=rules.language,
             overlay=rules.overlay,
             detect_orientation=rules.detect_orientation,
             scale=bool(rules.option("scale", False)),
             table=bool(rules.option("table", False)),
             name=path.stem if target.name is None else f"{path.stem}-{target.name}",
-            original=source.data if whole else None,
-            original_info=image.info if whole else None,
+            original=page.original if whole else None,
+            original_info=page.facts.info if whole else None,
             before_send=functools.partial(_still_there, path),
         )
         prepared.append((target, engine.prepare(request)))
-    return prepared, crop_box
+    return crop_box, prepared
 
 
 def _still_there(path: Path) -> None:
@@ -284,7 +278,7 @@ def _still_there(path: Path) -> None:
         raise SourceGone(str(path)) from None
 
 
-def _array(pixels: np.ndarray | Callable[[], np.ndarray]) -> np.ndarray:
+def _array(pixels: Pixels) -> np.ndarray:
     return pixels() if callable(pixels) else pixels
 
 
@@ -297,11 +291,3 @@ def _cut(pixels: np.ndarray, box: Box) -> np.ndarray:
     if box.x == 0 and box.y == 0 and box.width == width and box.height == height:
         return pixels
     return np.ascontiguousarray(pixels[box.y : box.bottom, box.x : box.right])
-
-
-def _text(results: list[tuple[Target, OcrResult]], rules: Rules) -> str:
-    """The ``.txt`` content: the text, or each region's text under its name."""
-    if not rules.regions:
-        return final_newline(results[0][1].text)
-    blocks = [f"[{target.name}]\n{final_newline(result.text)}" for target, result in results]
-    return "\n".join(blocks)

@@ -1,7 +1,8 @@
-"""The content of the sidecars: the ``.json`` record of a done file, and the ``.error.json`` of a failed one.
+"""The content of the sidecars: the ``.txt`` and ``.json`` of a done file, and the ``.error.json`` of a failed one.
 
-Pure functions from what the pipeline knows to JSON data (plus
-:func:`record_failure`, which also writes it). The format is published in
+Pure functions from what the pipeline knows (for a done file, its pages'
+results) to text and JSON data (plus :func:`record_failure`, which also
+writes it). The format is published in
 ``schemas/sidecar.schema.json``; a change to it bumps ``SCHEMA_VERSION``.
 """
 
@@ -10,29 +11,21 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ocrwatch import __version__, imaging, sidecar
+from ocrwatch import __version__, sidecar
 from ocrwatch.engines.base import OcrEngine, OcrResult, Page
 from ocrwatch.errors import FileError, OcrError
 from ocrwatch.geometry import Box
 from ocrwatch.imaging.containers import MAX_COUNTED_FRAMES
 from ocrwatch.layout import ScaleShift, map_page
+from ocrwatch.pages import PageResult, Target
 from ocrwatch.plan import Rules
 from ocrwatch.sidecar import SidecarPaths, utc_iso
 from ocrwatch.source import Source
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Target:
-    """The part of the image one OCR request reads: the page, or one named region."""
-
-    name: str | None
-    box: Box
 
 
 def final_newline(text: str) -> str:
@@ -42,19 +35,32 @@ def final_newline(text: str) -> str:
     return body + "\n" if body else ""
 
 
+def result_text(pages: list[PageResult], rules: Rules) -> str:
+    """The ``.txt`` content: the text, or each region's text under its name."""
+    (page,) = pages  # one page until the multi-page .txt is designed (see result_record)
+    if not rules.regions:
+        return final_newline(page.results[0][1].text)
+    blocks = [f"[{target.name}]\n{final_newline(result.text)}" for target, result in page.results]
+    return "\n".join(blocks)
+
+
 def result_record(
     *,
     source: Source,
-    info: imaging.ImageInfo,
+    pages: list[PageResult],
     rules: Rules,
     engine: OcrEngine,
-    crop_box: Box | None,
-    results: list[tuple[Target, OcrResult]],
     text: str,
     attempt: int,
     requests: int,
     timings: dict[str, Any],
 ) -> dict[str, Any]:
+    """The ``.json`` content of a file read as ``pages``; ``requests`` counts every try's requests."""
+    # A file is one page today, and the record has that one page's shape: its
+    # image, crop and results at the top level. A file of several pages will
+    # need a new shape (a schema version), not a second page squeezed in here.
+    (page,) = pages
+    info = page.facts.info
     upright_width, upright_height = info.upright_size
     record: dict[str, Any] = {
         "schema_version": sidecar.SCHEMA_VERSION,
@@ -74,9 +80,9 @@ def result_record(
         "settings": rules.describe(),
         "settings_fingerprint": rules.fingerprint,
         "engine": {"name": engine.name, **engine.settings()},
-        "crop": crop_box.as_dict() if crop_box else None,
+        "crop": page.crop_box.as_dict() if page.crop_box else None,
         "text": text,
-        "results": [_result_entry(target, result, rules) for target, result in results],
+        "results": [_result_entry(target, result, rules) for target, result in page.results],
         "attempt": attempt,
         "requests": requests,
         "timings": timings,

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ocrwatch import current
 from ocrwatch.current import FileFacts
-from ocrwatch.errors import RateLimitError, TransientError
+from ocrwatch.engines.base import OcrRequest, OcrResult, Prepared
+from ocrwatch.errors import ImageError, RateLimitError, TransientError
+from ocrwatch.imaging import ImageInfo
 from ocrwatch.outcome import Status
 from ocrwatch.pipeline import process_file
 from ocrwatch.plan import InboxPlan
@@ -163,3 +167,114 @@ def current_sha(path: Path) -> str:
     import hashlib
 
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# the page, the unit of work
+
+
+class TracingEngine(FakeEngine):
+    """A fake engine that also records its preparing scope, each prepare and each finish, in order."""
+
+    def __init__(self, *, takes_original: bool = False, unfit: str | None = None) -> None:
+        super().__init__()
+        self.events: list[str] = []
+        self.requests: list[OcrRequest] = []
+        self.takes = takes_original
+        self.unfit = unfit
+
+    @contextlib.contextmanager
+    def _scope(self) -> Iterator[None]:
+        self.events.append("preparing")
+        try:
+            yield
+        finally:
+            self.events.append("prepared")
+
+    def preparing(self) -> contextlib.AbstractContextManager[object]:
+        return self._scope()
+
+    def takes_original(self, original: bytes, info: ImageInfo) -> bool:
+        return self.takes
+
+    def prepare(self, request: OcrRequest) -> Prepared:
+        self.events.append(f"prepare {request.name}")
+        self.requests.append(request)
+        if request.name == self.unfit:
+            raise ImageError(f"cannot fit {request.name}")
+        return super().prepare(request)
+
+    def finish(self, prepared: Prepared) -> OcrResult:
+        self.events.append(f"finish {prepared.request.name}")
+        return super().finish(prepared)
+
+
+TWO_REGIONS = {
+    "top": {"x": 0, "y": 0, "height": "50%"},
+    "bottom": {"x": 0, "y": "50%"},
+}
+
+
+def test_every_region_of_a_page_is_prepared_before_any_is_read(tmp_path: Path) -> None:
+    """A page's parts are all prepared inside the preparing scope, then read in order, each under its name."""
+    inbox = plan_for(tmp_path, regions=TWO_REGIONS).inboxes[0]
+    path = scan(inbox)
+    engine = TracingEngine()
+    outcome = process_file(path, inbox, engine)
+    expected_events = [
+        "preparing",
+        "prepare scan-top",
+        "prepare scan-bottom",
+        "prepared",
+        "finish scan-top",
+        "finish scan-bottom",
+    ]
+    assert (Status.DONE, expected_events) == (outcome.status, engine.events)
+    assert "[top]\ntext of scan-top\n\n[bottom]\ntext of scan-bottom\n" == (
+        sidecars(path).text.read_text()
+    )
+    record = json.loads(sidecars(path).result.read_text())
+    assert [
+        ("top", {"x": 0, "y": 0, "width": 400, "height": 60}),
+        ("bottom", {"x": 0, "y": 60, "width": 400, "height": 60}),
+    ] == [(entry["name"], entry["box"]) for entry in record["results"]]
+
+
+def test_a_region_that_cannot_be_prepared_fails_the_page_before_any_is_read(
+    tmp_path: Path,
+) -> None:
+    """When the second region cannot be fitted, the first is never read either: bad input, no request."""
+    inbox = plan_for(tmp_path, regions=TWO_REGIONS).inboxes[0]
+    path = scan(inbox)
+    engine = TracingEngine(unfit="scan-bottom")
+    outcome = process_file(path, inbox, engine)
+    assert (Status.FAILED, "bad_input") == (outcome.status, outcome.classification)
+    assert ["preparing", "prepare scan-top", "prepare scan-bottom", "prepared"] == engine.events
+    assert ([], False) == (engine.calls, sidecars(path).result.exists())
+
+
+def test_a_whole_page_an_engine_takes_as_it_is_reaches_it_undecoded(inbox: InboxPlan) -> None:
+    """Without crop or regions, an engine that sends files as they are gets the file's bytes and pixels on demand."""
+    path = scan(inbox)
+    engine = TracingEngine(takes_original=True)
+    process_file(path, inbox, engine)
+    (request,) = engine.requests
+    assert (True, path.read_bytes(), "PNG") == (
+        callable(request.image),
+        request.original,
+        request.original_info.format if request.original_info else None,
+    )
+
+
+def test_a_cropped_page_reaches_the_engine_as_pixels_without_the_file(tmp_path: Path) -> None:
+    """A crop cuts the decoded page: the engine gets the cut pixels and no file bytes to send."""
+    inbox = plan_for(tmp_path, crop={"left": 100}).inboxes[0]
+    path = scan(inbox)
+    engine = TracingEngine(takes_original=True)
+    process_file(path, inbox, engine)
+    (request,) = engine.requests
+    assert (False, (120, 300), None, None) == (
+        callable(request.image),
+        request.pixels().shape[:2],
+        request.original,
+        request.original_info,
+    )
