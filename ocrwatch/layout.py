@@ -6,7 +6,8 @@ words grouped into :class:`Block` and :class:`Line` for outputs that keep
 the layout (hOCR, ALTO). Every box and baseline is in pixels of the image
 given to the engine until something moves it; :func:`map_page` is the one
 way to move or scale a page, so words, lines, baselines and blocks always
-travel together.
+travel together. The maps it moves them by are :class:`ScaleShift` and the
+general :class:`Affine` (a turn, or pixels to a PDF's points).
 
 It owns the model and moving it between pixel spaces. It deliberately does
 not own reading it (the engines) or writing it (``records`` and the outputs
@@ -27,7 +28,12 @@ offset, because points stay exact under any affine map and slope and offset foll
 
 @dataclass(frozen=True)
 class Box:
-    """An axis-aligned rectangle in pixels: ``left, top`` is its top-left corner."""
+    """An axis-aligned rectangle: ``left, top`` are its least x and y, ``width, height`` its extent.
+
+    In pixels (y down) ``left, top`` is the top-left corner. In PDF points
+    (y up) it is the bottom-left one: there ``top`` is the lower edge's y and
+    ``bottom`` the upper edge's.
+    """
 
     left: float
     top: float
@@ -106,7 +112,7 @@ class Page:
 
 
 class PixelMap(Protocol):
-    """An affine map from one image's pixels to another's, and what it makes of a box.
+    """An affine map from one image's pixels to another's (or to a PDF's points), and what it makes of a box.
 
     ``box`` gives the axis-aligned box a mapped box lands in: the box itself
     for a scale and a shift, the box around its mapped corners for a rotation.
@@ -134,6 +140,47 @@ class ScaleShift:
         # Width and height are divided, not taken from the mapped corners, so that the
         # numbers are the ones sidecars have always recorded, to the last bit.
         return Box(left, top, box.width / self.scale, box.height / self.scale)
+
+
+@dataclass(frozen=True)
+class Affine:
+    """The map ``(x, y) -> (a*x + b*y + c, d*x + e*y + f)``: any turn, flip, scale or shift."""
+
+    a: float
+    b: float
+    c: float
+    d: float
+    e: float
+    f: float
+
+    def point(self, x: float, y: float) -> Point:
+        return self.a * x + self.b * y + self.c, self.d * x + self.e * y + self.f
+
+    def box(self, box: Box) -> Box:
+        """The axis-aligned box around ``box``'s four corners after the map."""
+        corners = [self.point(x, y) for x in (box.left, box.right) for y in (box.top, box.bottom)]
+        xs, ys = [x for x, _ in corners], [y for _, y in corners]
+        return Box(min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys))
+
+    def inverse(self) -> Affine:
+        """The map that undoes this one; raises ValueError if it is singular."""
+        determinant = self.a * self.e - self.b * self.d
+        if determinant == 0:
+            raise ValueError("singular transform has no inverse")
+        a, b = self.e / determinant, -self.b / determinant
+        d, e = -self.d / determinant, self.a / determinant
+        return Affine(a, b, -(a * self.c + b * self.f), d, e, -(d * self.c + e * self.f))
+
+    def then(self, second: Affine) -> Affine:
+        """This map followed by ``second``."""
+        return Affine(
+            second.a * self.a + second.b * self.d,
+            second.a * self.b + second.b * self.e,
+            second.a * self.c + second.b * self.f + second.c,
+            second.d * self.a + second.e * self.d,
+            second.d * self.b + second.e * self.e,
+            second.d * self.c + second.e * self.f + second.f,
+        )
 
 
 def map_page(page: Page, pixel_map: PixelMap) -> Page:

@@ -1,4 +1,4 @@
-"""PDFium, shared by every PDF reader: the one lock, a loaded page, boxes and affine maps.
+"""PDFium, shared by every PDF reader: the one lock, a loaded page, its rectangles read as boxes.
 
 PDFium is not thread-safe: its font cache, page caches and error state are
 process-wide, so two threads inside it at once can corrupt memory.
@@ -23,12 +23,12 @@ import ctypes
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import pypdfium2.raw as pdfium
 
 from ocrwatch.errors import DocumentError
+from ocrwatch.layout import Box
 
 PDFIUM_LOCK = threading.RLock()
 """Held around every pypdfium2 call in the process; see the module docstring."""
@@ -37,42 +37,6 @@ POINTS_PER_INCH = 72.0
 
 Handle = Any
 """A raw PDFium handle (a ctypes pointer): FPDF_DOCUMENT, FPDF_PAGE, FPDF_TEXTPAGE."""
-
-
-@dataclass(frozen=True)
-class Affine:
-    """An affine map ``(x, y) -> (a*x + b*y + c, d*x + e*y + f)``."""
-
-    a: float
-    b: float
-    c: float
-    d: float
-    e: float
-    f: float
-
-    def apply(self, x: float, y: float) -> tuple[float, float]:
-        """The image of the point ``(x, y)``."""
-        return self.a * x + self.b * y + self.c, self.d * x + self.e * y + self.f
-
-    def inverse(self) -> Affine:
-        """The map that undoes this one; raise ValueError if it is singular."""
-        determinant = self.a * self.e - self.b * self.d
-        if determinant == 0:
-            raise ValueError("singular transform has no inverse")
-        a, b = self.e / determinant, -self.b / determinant
-        d, e = -self.d / determinant, self.a / determinant
-        return Affine(a, b, -(a * self.c + b * self.f), d, e, -(d * self.c + e * self.f))
-
-    def box(self, left: float, top: float, right: float, bottom: float) -> Box:
-        """The axis-aligned bounds of a box's four corners after the map, as (min x, min y, max x, max y)."""
-        corners = [self.apply(x, y) for x in (left, right) for y in (top, bottom)]
-        xs, ys = [x for x, _ in corners], [y for _, y in corners]
-        return min(xs), min(ys), max(xs), max(ys)
-
-
-Box = tuple[float, float, float, float]
-"""Bounds as (min x, min y, max x, max y): (left, top, right, bottom) in page pixels,
-(left, bottom, right, top) in PDF points."""
 
 
 @contextmanager
@@ -91,13 +55,14 @@ def loaded_page(document: Handle, index: int, count: int) -> Iterator[Handle]:
 
 
 def rect(getter: Any, *arguments: Any) -> Box | None:
-    """Call a PDFium function that fills an FS_RECTF; its (left, bottom, right, top), or None on failure."""
+    """Call a PDFium function that fills an FS_RECTF; the rectangle as a box in points, or None on failure.
+
+    This is where PDFium's (left, bottom, right, top) becomes a :class:`~ocrwatch.layout.Box`:
+    least x and y, width and height; y grows upwards, so the box's ``top`` is the lower edge.
+    """
     found = pdfium.FS_RECTF()
     if not getter(*arguments, ctypes.byref(found)):
         return None
-    return (
-        min(found.left, found.right),
-        min(found.top, found.bottom),
-        max(found.left, found.right),
-        max(found.top, found.bottom),
-    )
+    left, right = sorted((found.left, found.right))
+    lower, upper = sorted((found.bottom, found.top))
+    return Box(left, lower, right - left, upper - lower)

@@ -22,8 +22,9 @@ from dataclasses import dataclass
 
 import pypdfium2.raw as pdfium
 
-from ocrwatch.documents.pdfium import POINTS_PER_INCH, Affine, Box, Handle, rect
+from ocrwatch.documents.pdfium import POINTS_PER_INCH, Handle, rect
 from ocrwatch.errors import DocumentError
+from ocrwatch.layout import Affine, Box
 
 DEFAULT_MAX_PAGE_MPIXELS = 50.0
 DEFAULT_DPI = 300.0
@@ -61,14 +62,16 @@ class PdfPage:
     rotation: int
     """/Rotate: 0, 90, 180 or 270 degrees clockwise."""
     crop_box: Box
-    """The visible box (crop box within the media box) in PDF user space: (left, bottom, right, top)."""
+    """The visible box (crop box within the media box) in PDF user space points (y up: its
+    ``top`` is the lower edge)."""
     scan: ScanImage | None
     """The page's only content when it is one image (an invisible text layer aside); else None."""
     dpi: float
     size: tuple[int, int]
     """The render's (width, height) in pixels."""
     to_points: Affine
-    """Maps render pixels (origin top left, y down) to PDF user space points."""
+    """Maps render pixels (origin top left, y down) to PDF user space points; a
+    :class:`~ocrwatch.layout.PixelMap`, so it serves as a page's ``to_points``."""
     notes: tuple[str, ...] = ()
 
 
@@ -110,7 +113,9 @@ def pixels_to_points(
     /Rotate (clockwise degrees), ``size`` the render's pixel size and
     ``shown`` the page's size in points as displayed (after /Rotate).
     """
-    left, bottom, right, top = crop_box
+    # In points y grows upwards: the box's least y, its ``top``, is the page's lower edge.
+    left, right = crop_box.left, crop_box.right
+    bottom, top = crop_box.top, crop_box.bottom
     # Points per pixel along the rendered x and y axes.
     across, down = shown[0] / size[0], shown[1] / size[1]
     if rotation == 90:
@@ -188,7 +193,7 @@ def _collect_images(
             continue
         if kind not in (pdfium.FPDF_PAGEOBJ_IMAGE, pdfium.FPDF_PAGEOBJ_FORM):
             return False
-        placement = _then(_matrix(item), outer)
+        placement = _matrix(item).then(outer)
         if kind == pdfium.FPDF_PAGEOBJ_IMAGE:
             found.append((item, placement))
             if len(found) > 1:
@@ -210,15 +215,3 @@ def _matrix(item: Handle) -> Affine:
         return _IDENTITY
     # PDF writes [a b c d e f] for x' = a x + c y + e, y' = b x + d y + f.
     return Affine(matrix.a, matrix.c, matrix.e, matrix.b, matrix.d, matrix.f)
-
-
-def _then(first: Affine, second: Affine) -> Affine:
-    """``first`` followed by ``second``."""
-    return Affine(
-        second.a * first.a + second.b * first.d,
-        second.a * first.b + second.b * first.e,
-        second.a * first.c + second.b * first.f + second.c,
-        second.d * first.a + second.e * first.d,
-        second.d * first.b + second.e * first.e,
-        second.d * first.c + second.e * first.f + second.f,
-    )

@@ -18,7 +18,8 @@ from typing import Literal
 
 import pypdfium2.raw as pdfium
 
-from ocrwatch.documents.pdfium import Affine, Box, Handle, rect
+from ocrwatch.documents.pdfium import Handle, rect
+from ocrwatch.layout import Affine, Box
 
 TextKind = Literal["none", "visible", "invisible_only"]
 """What text a page carries: none at all, some that shows, or only an invisible layer."""
@@ -35,9 +36,10 @@ class PdfChar:
     visible: bool
     """False when drawn in an invisible render mode (3 or 7)."""
     points: Box
-    """(left, bottom, right, top) in PDF user space; the font's full height, not the glyph's ink."""
+    """Its box in PDF user space points (y up: ``top`` is the lower edge); the font's full
+    height, not the glyph's ink."""
     pixels: Box
-    """(left, top, right, bottom) in the pixels of the page's render."""
+    """Its box in the pixels of the page's render (y down)."""
 
 
 @dataclass(frozen=True)
@@ -102,11 +104,10 @@ def _drawn(text_page: Handle, index: int, letter: str, to_pixels: Affine) -> Pdf
     points = rect(pdfium.FPDFText_GetLooseCharBox, text_page, index)
     if points is None:
         return None
-    left, bottom, right, top = points
     mode = pdfium.FPDFTextObj_GetTextRenderMode(text_object)
     return PdfChar(
         text=letter,
         visible=mode not in _HIDDEN_MODES,
         points=points,
-        pixels=to_pixels.box(left, top, right, bottom),
+        pixels=to_pixels.box(points),
     )

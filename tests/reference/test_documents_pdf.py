@@ -88,13 +88,13 @@ def test_an_ocr_layer_reads_as_invisible_text_boxed_inside_the_page(tmp_path) ->
         text = document.text(laid_out)
     width, height = laid_out.size
     inside = [
-        -1 <= char.pixels[0] and char.pixels[2] <= width + 1 and -1 <= char.pixels[1]
+        -1 <= char.pixels.left and char.pixels.right <= width + 1 and -1 <= char.pixels.top
         for char in text.chars
     ]
     assert (True, False, True) == (
         len(text.text.strip()) > 20,
         any(char.visible for char in text.chars),
-        all(inside) and all(char.pixels[3] <= height + 1 for char in text.chars),
+        all(inside) and all(char.pixels.bottom <= height + 1 for char in text.chars),
     )
 
 

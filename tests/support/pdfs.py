@@ -17,6 +17,7 @@ import numpy as np
 import pikepdf
 from PIL import Image
 
+from ocrwatch.layout import Box
 from tests.support.render import Placed
 
 POINTS_PER_INCH = 72
@@ -274,8 +275,10 @@ def with_update(data: bytes, *, padding: int = 8192) -> bytes:
     return data + bytes(update)
 
 
-def with_crop_box(data: bytes, crop_box: tuple[float, float, float, float]) -> bytes:
-    """``data`` with its first page's /CropBox set to (left, bottom, right, top)."""
+def with_crop_box(data: bytes, crop_box: Box) -> bytes:
+    """``data`` with its first page's /CropBox set to ``crop_box``, in points (y up: its top is the lower edge)."""
+    edges = (crop_box.left, crop_box.top, crop_box.right, crop_box.bottom)
     with pikepdf.open(io.BytesIO(data)) as pdf:
-        pdf.pages[0].obj.CropBox = pikepdf.Array(crop_box)
+        # PDF writes a rectangle as [left bottom right top], which is these edges in this order.
+        pdf.pages[0].obj.CropBox = pikepdf.Array(edges)
         return save(pdf)

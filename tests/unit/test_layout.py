@@ -1,12 +1,24 @@
-"""The page model: boxes around boxes, and moving a whole page between pixel spaces."""
+"""The page model: boxes around boxes, affine maps, and moving a whole page between pixel spaces."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import pytest
 
-from ocrwatch.layout import Block, Box, Line, Page, Point, ScaleShift, Word, map_page
+from ocrwatch.layout import (
+    Affine,
+    Block,
+    Box,
+    Line,
+    Page,
+    PixelMap,
+    Point,
+    ScaleShift,
+    Word,
+    map_page,
+)
 
 
 def two_word_page() -> Page:
@@ -94,3 +106,66 @@ def test_box_around_nothing_is_refused() -> None:
     """There is no box around no boxes."""
     with pytest.raises(ValueError, match="no boxes"):
         Box.around([])
+
+
+QUARTER_TURN = Affine(0.0, -1.0, 100.0, 1.0, 0.0, 0.0)
+"""Turns a 100-pixel-high image a quarter clockwise: ``(x, y) -> (100 - y, x)``."""
+
+
+def test_an_affine_map_moves_a_point_by_its_six_numbers() -> None:
+    """``(x, y)`` goes to ``(a*x + b*y + c, d*x + e*y + f)``."""
+    assert (2 * 7 + 3 * 11 + 5, -1 * 7 + 4 * 11 + 6) == Affine(2, 3, 5, -1, 4, 6).point(7, 11)
+    assert (90.0, 7.0) == QUARTER_TURN.point(7, 10)
+
+
+def test_a_quarter_turn_turns_a_box_into_its_turned_box() -> None:
+    """A box turned a quarter is the box its corners land in: width and height swap."""
+    assert Box(40, 10, 40, 30) == QUARTER_TURN.box(Box(10, 20, 30, 40))
+
+
+def test_the_box_of_a_box_turned_45_degrees_holds_all_its_corners() -> None:
+    """Turned 45 degrees, a 2-pixel square lands in the 2-root-2 square around its corners."""
+    half = math.sqrt(0.5)
+    box = Affine(half, -half, 0.0, half, half, 0.0).box(Box(0, 0, 2, 2))
+    side = 2 * math.sqrt(2)
+    assert pytest.approx((-side / 2, 0.0, side, side)) == (box.left, box.top, box.width, box.height)
+
+
+def test_an_affine_inverse_takes_points_and_boxes_back() -> None:
+    """inverse() undoes the map: a point comes back, and so does a box turned by a quarter."""
+    forward = Affine(2.0, 0.5, 3.0, -0.25, 1.5, 7.0)
+    back = forward.inverse()
+    assert pytest.approx((7.0, 11.0)) == back.point(*forward.point(7, 11))
+    box = Box(10, 20, 30, 40)
+    assert box == QUARTER_TURN.inverse().box(QUARTER_TURN.box(box))
+    identity = forward.then(back)
+    assert pytest.approx((1, 0, 0, 0, 1, 0)) == (
+        identity.a,
+        identity.b,
+        identity.c,
+        identity.d,
+        identity.e,
+        identity.f,
+    )
+
+
+def test_then_applies_the_first_map_and_then_the_second() -> None:
+    """``first.then(second)`` sends a point where ``second`` sends ``first``'s image of it."""
+    first, second = Affine(2, 3, 5, -1, 4, 6), QUARTER_TURN
+    assert second.point(*first.point(7, 11)) == first.then(second).point(7, 11)
+
+
+def test_a_singular_affine_map_has_no_inverse() -> None:
+    """A map that squashes the plane onto a line cannot be undone."""
+    with pytest.raises(ValueError, match="singular"):
+        Affine(1, 2, 0, 2, 4, 0).inverse()
+
+
+def test_an_affine_map_moves_a_whole_page() -> None:
+    """An Affine is a PixelMap: a quarter turn moves words, lines, baselines and blocks together."""
+    pixel_map: PixelMap = QUARTER_TURN
+    page = map_page(two_word_page(), pixel_map)
+    line = page.blocks[0].lines[0]
+    assert Box(30, 30, 50, 200) == page.blocks[0].box
+    assert ((48, 40), (46, 222)) == line.baseline
+    assert [Box(44, 40, 24, 96), Box(44, 150, 24, 72)] == [word.box for word in line.words]

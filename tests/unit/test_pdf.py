@@ -16,10 +16,11 @@ from ocrwatch.documents.pdf import (
     open_pdf,
     pdf_completeness,
 )
-from ocrwatch.documents.pdfium import PDFIUM_LOCK, Affine
+from ocrwatch.documents.pdfium import PDFIUM_LOCK
 from ocrwatch.documents.pdflayout import pixels_to_points
 from ocrwatch.documents.pdftext import PdfChar, kind_of
 from ocrwatch.errors import DocumentError
+from ocrwatch.layout import Affine, Box
 from tests.support import pdfs
 from tests.support.render import Placed, page
 
@@ -356,8 +357,8 @@ def test_character_boxes_land_on_their_words_in_a_rotated_render(scan_page, rota
         for char in text.chars
         if not any(
             char.text in letters
-            and left <= (char.pixels[0] + char.pixels[2]) / 2 <= right
-            and top <= (char.pixels[1] + char.pixels[3]) / 2 <= bottom
+            and left <= (char.pixels.left + char.pixels.right) / 2 <= right
+            and top <= (char.pixels.top + char.pixels.bottom) / 2 <= bottom
             for letters, left, top, right, bottom in boxes
         )
     ]
@@ -377,7 +378,7 @@ def test_a_huge_page_renders_within_the_megapixel_limit_with_a_note() -> None:
     assert 1 == len(laid_out.notes) and "50-megapixel" in laid_out.notes[0]
     # The square's centre, 11000 x 5000 image pixels in, is black where the transform says.
     to_pixels = laid_out.to_points.inverse()
-    x, y = to_pixels.apply(11_000 * 8400 / 20_000, 8400 - 5_000 * 8400 / 20_000)
+    x, y = to_pixels.point(11_000 * 8400 / 20_000, 8400 - 5_000 * 8400 / 20_000)
     assert (0, 255) == (pixels[round(y), round(x)], pixels[round(y), round(x) - 1500])
 
 
@@ -391,12 +392,15 @@ def test_a_lower_megapixel_limit_lowers_the_resolution(scan_page) -> None:
 
 def test_a_crop_box_sets_the_rendered_area_and_the_transform(scan_page) -> None:
     """A crop box narrower than the media box: the render covers the crop box, pixel (0, 0) at its top left."""
-    data = pdfs.with_crop_box(pdfs.scanned(scan_page[0], dpi=300), (72, 24, 216, 96))
+    # x from 72 to 216; y, growing upwards, from 24 (the box's top) to 96 (its bottom).
+    data = pdfs.with_crop_box(pdfs.scanned(scan_page[0], dpi=300), Box(72, 24, 144, 72))
     with open_pdf(data) as document:
         laid_out = document.page(0)
         pixels = document.render(laid_out)
-    assert ((72.0, 24.0, 216.0, 96.0), (600, 300)) == (laid_out.crop_box, laid_out.size)
-    assert (72.0, 96.0) == laid_out.to_points.apply(0, 0)
+    crop_box = laid_out.crop_box
+    edges = (crop_box.left, crop_box.top, crop_box.right, crop_box.bottom)
+    assert ((72.0, 24.0, 216.0, 96.0), (600, 300)) == (edges, laid_out.size)
+    assert (72.0, 96.0) == laid_out.to_points.point(0, 0)
     grey = np.asarray(scan_page[0].convert("L"))[0:300, 300:900]
     assert float(np.abs(pixels.astype(int) - grey).mean()) < 2
 
@@ -414,18 +418,18 @@ def test_pixel_corners_map_to_the_crop_box_corners_a_viewer_shows_there(
     rotation, top_left, bottom_right
 ) -> None:
     """The pixel-to-points map sends the render's corners to the crop box corners shown there."""
-    crop_box = (10.0, 20.0, 110.0, 200.0)
+    crop_box = Box(10.0, 20.0, 100.0, 180.0)  # x from 10 to 110, y from 20 to 200
     shown = (100.0, 180.0) if rotation in (0, 180) else (180.0, 100.0)
     size = (round(shown[0] * 2), round(shown[1] * 2))
     to_points = pixels_to_points(crop_box, rotation, size, shown)
-    assert (top_left, bottom_right) == (to_points.apply(0, 0), to_points.apply(*size))
+    assert (top_left, bottom_right) == (to_points.point(0, 0), to_points.point(*size))
 
 
 def test_an_affine_inverse_undoes_it() -> None:
     """inverse() maps a point's image back to the point."""
     transform = Affine(0.0, 0.24, 5.0, -0.24, 0.0, 300.0)
     assert (7.0, 11.0) == tuple(
-        round(v, 9) for v in transform.inverse().apply(*transform.apply(7, 11))
+        round(v, 9) for v in transform.inverse().point(*transform.point(7, 11))
     )
 
 
@@ -446,13 +450,14 @@ def test_a_character_box_lies_where_its_glyph_is_drawn() -> None:
         laid_out = document.page(0)
         pixels = document.render(laid_out)
         char = document.text(laid_out).chars[0]
-    left, bottom, right, top = char.points
-    assert (72.0, True) == (round(left, 3), bottom < 720 < top)
+    points = char.points
+    # Points grow upwards: the box's top is its lower edge, its bottom the upper one.
+    assert (72.0, True) == (round(points.left, 3), points.top < 720 < points.bottom)
     ink_rows, ink_columns = np.nonzero(pixels < 128)
     ink = (ink_columns.min(), ink_rows.min(), ink_columns.max() + 1, ink_rows.max() + 1)
     box = char.pixels
-    assert box[0] - 2 <= ink[0] and ink[2] <= box[2] + 2
-    assert box[1] - 2 <= ink[1] and ink[3] <= box[3] + 2
+    assert box.left - 2 <= ink[0] and ink[2] <= box.right + 2
+    assert box.top - 2 <= ink[1] and ink[3] <= box.bottom + 2
 
 
 def test_an_ocr_layer_is_invisible_only_and_read_exactly(scan_page) -> None:
@@ -476,7 +481,7 @@ def test_a_scan_without_text_has_none(scan_page) -> None:
 
 def test_any_visible_character_makes_a_page_visible() -> None:
     """One visible letter among invisible ones classifies the page as visible; blanks count for nothing."""
-    box = (0.0, 0.0, 1.0, 1.0)
+    box = Box(0.0, 0.0, 1.0, 1.0)
     hidden, shown, blank = (
         PdfChar("a", False, box, box),
         PdfChar("b", True, box, box),
