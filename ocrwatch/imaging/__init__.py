@@ -4,7 +4,8 @@ Three jobs, a module each:
 
 * :mod:`.containers`: what the bytes are (format, size, frames, orientation),
   decompression bombs refused from the header, half-written files told from
-  broken ones;
+  broken ones, with frames and pages counted by :mod:`.frames` from the
+  container's structure;
 * :mod:`.decode`: the first frame as upright uint8 pixels;
 * :mod:`.upload`: the file's own bytes when they fit, else the smallest
   faithful encode under the budget (:class:`Upload`).

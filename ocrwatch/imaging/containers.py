@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from PIL import (
     BmpImagePlugin,  # noqa: F401 - importing a plugin registers its format
-    GifImagePlugin,  # noqa: F401
+    GifImagePlugin,
     Image,
     ImageFile,
     JpegImagePlugin,  # noqa: F401
@@ -34,6 +34,8 @@ from PIL import (
 )
 
 from ocrwatch.errors import ImageError
+from ocrwatch.imaging.frames import gif_frames
+from ocrwatch.imaging.frames import tiff_directories as tiff_directories  # documents.tiff uses it
 
 SUPPORTED_FORMATS: frozenset[str] = frozenset({"JPEG", "PNG", "TIFF", "BMP", "GIF", "WEBP"})
 """Pillow format names this module decodes; MPO (a JPEG with extra frames) is read as JPEG."""
@@ -45,8 +47,6 @@ _EXIF_ORIENTATION = 0x0112
 _MEGA = 1_000_000
 _SHOWN_PREFIX = 8
 """Bytes of an unrecognised file quoted in the error message."""
-_MAX_TIFF_PAGES = 10_000
-"""Directories followed when checking a TIFF for truncation (guards against loops)."""
 _TIFF_VALUE_SIZES = {
     **dict.fromkeys((1, 2, 6, 7), 1),  # BYTE, ASCII, SBYTE, UNDEFINED
     **dict.fromkeys((3, 8), 2),  # SHORT, SSHORT
@@ -325,35 +325,6 @@ def _png_chunks(data: bytes) -> tuple[bool, bytes | None]:
     return False, exif
 
 
-def tiff_directories(data: bytes, *, limit: int = _MAX_TIFF_PAGES) -> list[int] | None:
-    """Offsets of a TIFF's first ``limit`` directories (pages) in chain order; None if cut off.
-
-    Only the chain of directory headers is walked, no tag is read. None when
-    the header or a directory lies past the end of ``data``. A chain that
-    links back to a directory already seen ends there, as in Pillow.
-    """
-    if len(data) < 16:
-        return None
-    order = "<" if data[:2] == b"II" else ">"
-    big = data[2:4] in (b"+\x00", b"\x00+")  # BigTIFF: 8-byte offsets, 20-byte entries
-    offset_format, count_format, entry_size = ("Q", "Q", 20) if big else ("I", "H", 12)
-    offset = struct.unpack_from(order + offset_format, data, 8 if big else 4)[0]
-    directories: list[int] = []
-    seen: set[int] = set()
-    while offset and offset not in seen and len(directories) < limit:
-        seen.add(offset)
-        directories.append(offset)
-        count_size = struct.calcsize(count_format)
-        if offset + count_size > len(data):
-            return None
-        entries = struct.unpack_from(order + count_format, data, offset)[0]
-        next_at = offset + count_size + entries * entry_size
-        if next_at + struct.calcsize(offset_format) > len(data):
-            return None
-        offset = struct.unpack_from(order + offset_format, data, next_at)[0]
-    return directories
-
-
 def _tiff_values_cut(data: bytes, directory: int) -> bool:
     """True when a value the directory at ``directory`` points to lies past the end of ``data``.
 
@@ -403,19 +374,24 @@ def _stored_size(image: ImageFile.ImageFile) -> tuple[int, int]:
 
 
 def _frame_count(image: ImageFile.ImageFile, data: bytes) -> int:
-    """Frames or pages, at least 1 and at most MAX_COUNTED_FRAMES; raise EOFError if a TIFF's chain is cut off.
+    """Frames or pages, at least 1 and at most MAX_COUNTED_FRAMES; raise EOFError if a TIFF or GIF is cut off.
 
-    Pillow's ``n_frames`` reads every TIFF directory in full, and checks each
-    new one against a list of all before it: about a minute for 100,000 tiny
-    directories. Walking the directory headers up to the cap takes
-    milliseconds. GIF (a pass over the blocks, a few microseconds a frame),
-    WebP and MPO (counts their headers already hold) keep Pillow's count.
+    TIFF directories and GIF blocks are walked by :mod:`.frames` up to the
+    cap, in milliseconds, where Pillow's ``n_frames`` would read them all. A
+    GIF that ends before its trailer is as half-written as a TIFF whose
+    directory chain is cut, even when its first frame is whole. WebP and MPO
+    keep Pillow's count, which their headers already hold.
     """
     if isinstance(image, TiffImagePlugin.TiffImageFile):
         directories = tiff_directories(data, limit=MAX_COUNTED_FRAMES)
         if directories is None:
             raise EOFError("TIFF directory chain ends early")
         count = len(directories)
+    elif isinstance(image, GifImagePlugin.GifImageFile):
+        frames = gif_frames(data, limit=MAX_COUNTED_FRAMES)
+        if frames is None:
+            raise EOFError("GIF blocks end early")
+        count = frames
     else:
         count = int(getattr(image, "n_frames", 1))
     return min(max(count, 1), MAX_COUNTED_FRAMES)

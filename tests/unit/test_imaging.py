@@ -13,11 +13,12 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from PIL import Image, ImageOps
+from PIL import GifImagePlugin, Image, ImageOps
 
 from ocrwatch import imaging
 from ocrwatch.errors import ImageError
 from ocrwatch.imaging.containers import MAX_COUNTED_FRAMES
+from ocrwatch.imaging.frames import gif_frames
 
 MAX_PIXELS = 150_000_000
 FREE_TIER = 1_048_576
@@ -95,6 +96,27 @@ def tiny_pages_tiff(pages: int, *, value: int) -> bytes:
         )
         directories.append(struct.pack("<H", len(entries)) + fields + struct.pack("<I", next_at))
     return b"II*\x00" + struct.pack("<I", 8) + b"".join(directories) + bytes([value])
+
+
+GIF_TINY_HEADER = b"GIF89a" + struct.pack("<HHBBB", 1, 1, 0x80, 0, 0) + b"\x50\x50\x50\xff\xff\xff"
+"""A 1x1 GIF89a screen with a two-colour global table: grey 80 at index 0, white at 1."""
+GIF_TINY_FRAME = b"," + struct.pack("<HHHHB", 0, 0, 1, 1, 0) + b"\x02" + b"\x02\x44\x01" + b"\x00"
+"""A 1x1 image descriptor and its LZW data (clear, index 0, end) in one sub-block."""
+
+
+def tiny_frames_gif(frames: int, *, between: bytes = b"") -> bytes:
+    """A GIF of ``frames`` 1x1 frames written block by block, ``between`` before each later one."""
+    return GIF_TINY_HEADER + GIF_TINY_FRAME + (between + GIF_TINY_FRAME) * (frames - 1) + b";"
+
+
+GREY_PALETTE = bytes(value for value in range(256) for _channel in range(3))
+"""A 256-level grey palette, to save every frame of a GIF against one global colour table."""
+
+
+def pillow_gif(count: int, **params: Any) -> bytes:
+    """An animated GIF of ``count`` distinct 8x4 grey frames, saved by Pillow with ``params``."""
+    frames = [Image.new("L", (8, 4), 7 * index) for index in range(count)]
+    return encoded(frames[0], "GIF", save_all=True, append_images=frames[1:], **params)
 
 
 def without_adobe_segment(jpeg: bytes) -> bytes:
@@ -365,6 +387,78 @@ def test_animated_gif_gives_its_first_frame_and_frame_count() -> None:
     decoded = imaging.decode(data, max_pixels=MAX_PIXELS)
 
     assert (3, [30]) == (decoded.info.frames, np.unique(decoded.pixels).tolist())
+
+
+@pytest.mark.parametrize("count", [1, 2, 37])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"palette": GREY_PALETTE},  # one global colour table, no local ones
+        {},  # Pillow gives each later frame its own local colour table
+        {"palette": GREY_PALETTE, "comment": b"scanned", "loop": 0},  # comment, NETSCAPE2.0
+        {"comment": b"x" * 600, "loop": 0, "duration": 40},  # long comment, graphic control
+    ],
+)
+def test_gif_frames_walked_from_the_blocks_are_pillows_count(
+    count: int, params: dict[str, Any]
+) -> None:
+    """Walking a GIF's blocks counts the frames Pillow's n_frames counts, whatever blocks it holds."""
+    data = pillow_gif(count, **params)
+
+    with GifImagePlugin.GifImageFile(io.BytesIO(data)) as image:
+        pillows = image.n_frames
+    walked = gif_frames(data, limit=MAX_COUNTED_FRAMES)
+
+    assert (count, count) == (pillows, walked)
+
+
+def test_gif_bytes_between_blocks_are_skipped_as_pillow_skips_them() -> None:
+    """Stray bytes between a GIF's blocks neither end the count nor add a frame."""
+    data = tiny_frames_gif(3, between=b"\x00\x00")
+
+    with GifImagePlugin.GifImageFile(io.BytesIO(data)) as image:
+        pillows = image.n_frames
+    walked = gif_frames(data, limit=MAX_COUNTED_FRAMES)
+
+    assert (3, 3) == (pillows, walked)
+
+
+@pytest.mark.parametrize(
+    ("frames", "expected"),
+    [(MAX_COUNTED_FRAMES, MAX_COUNTED_FRAMES), (MAX_COUNTED_FRAMES + 1, MAX_COUNTED_FRAMES)],
+)
+def test_a_gif_of_more_frames_than_the_cap_says_the_cap(frames: int, expected: int) -> None:
+    """Up to MAX_COUNTED_FRAMES frames probe and decode count them all; past it they say the cap."""
+    data = tiny_frames_gif(frames)
+
+    info = imaging.probe(data, max_pixels=MAX_PIXELS)
+    decoded = imaging.decode(data, max_pixels=MAX_PIXELS)
+
+    assert (expected, expected, [[80]]) == (
+        info.frames,
+        decoded.info.frames,
+        decoded.pixels.tolist(),
+    )
+
+
+def test_an_animated_gif_cut_after_its_first_frame_is_incomplete() -> None:
+    """A GIF that ends before its trailer is half-written, wherever the cut, as a cut TIFF chain is."""
+    between = b"!\xfe\x05later\x00" + b"!\xf9\x04\x00\x0a\x00\x00\x00"  # comment, control
+    data = tiny_frames_gif(3, between=between)
+    first_frame_ends = len(GIF_TINY_HEADER + GIF_TINY_FRAME)
+    expected = {
+        cut: ("incomplete", f"GIF data ends early (truncated at {cut} bytes)")
+        for cut in range(first_frame_ends, len(data))
+    }
+
+    actual = {}
+    for cut in expected:
+        with pytest.raises(ImageError) as caught:
+            imaging.decode(data[:cut], max_pixels=MAX_PIXELS)
+        actual[cut] = (caught.value.classification, str(caught.value))
+
+    assert expected == actual
+    assert 3 == imaging.decode(data, max_pixels=MAX_PIXELS).info.frames
 
 
 def test_multi_page_tiff_gives_its_first_page_and_page_count() -> None:

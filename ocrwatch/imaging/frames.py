@@ -1,0 +1,116 @@
+"""Frame and page counts of multi-frame containers, read from their structure alone.
+
+Walks a TIFF's chain of directory headers and a GIF's blocks, up to a cap,
+without reading a tag or decoding a pixel: Pillow's ``n_frames`` reads every
+TIFF directory in full (about a minute for 100,000 tiny directories) and
+walks every GIF frame, so a large file of tiny frames would hold a worker
+just to count frames that are never read. What a count means for a file
+(the cap, truncation) is decided by :mod:`ocrwatch.imaging.containers`.
+
+Residual risk accepted: a GIF's blocks and sub-blocks are walked one by
+one and only frames are capped, so a file made of hundreds of millions of
+empty extensions or one-byte sub-blocks (which no encoder writes) still
+takes over a minute per gibibyte to count (Pillow's own walk of it takes
+longer).
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+
+_MAX_TIFF_PAGES = 10_000
+"""Directories followed when checking a TIFF for truncation (guards against loops)."""
+_GIF_HEADER = 13
+"""Bytes of a GIF's signature, version and logical screen descriptor."""
+_GIF_SCREEN_FLAGS = 10
+"""Offset of the logical screen descriptor's flags."""
+_GIF_DESCRIPTOR_FIELDS = 9
+"""Bytes of an image descriptor after its 0x2C introducer: position, size, flags."""
+_GIF_COLOUR_TABLE = 0x80
+"""Flag of a screen or image descriptor: a colour table follows it."""
+_GIF_EXTENSION, _GIF_IMAGE, _GIF_TRAILER = b"!,;"
+_GIF_INTRODUCERS = frozenset((_GIF_EXTENSION, _GIF_IMAGE, _GIF_TRAILER))
+"""The bytes that begin a GIF block."""
+_GIF_BLOCK = re.compile(rb"[!,;]")
+"""The next block, past bytes that begin none (Pillow skips them)."""
+
+
+def tiff_directories(data: bytes, *, limit: int = _MAX_TIFF_PAGES) -> list[int] | None:
+    """Offsets of a TIFF's first ``limit`` directories (pages) in chain order; None if cut off.
+
+    Only the chain of directory headers is walked, no tag is read. None when
+    the header or a directory lies past the end of ``data``. A chain that
+    links back to a directory already seen ends there, as in Pillow.
+    """
+    if len(data) < 16:
+        return None
+    order = "<" if data[:2] == b"II" else ">"
+    big = data[2:4] in (b"+\x00", b"\x00+")  # BigTIFF: 8-byte offsets, 20-byte entries
+    offset_format, count_format, entry_size = ("Q", "Q", 20) if big else ("I", "H", 12)
+    offset = struct.unpack_from(order + offset_format, data, 8 if big else 4)[0]
+    directories: list[int] = []
+    seen: set[int] = set()
+    while offset and offset not in seen and len(directories) < limit:
+        seen.add(offset)
+        directories.append(offset)
+        count_size = struct.calcsize(count_format)
+        if offset + count_size > len(data):
+            return None
+        entries = struct.unpack_from(order + count_format, data, offset)[0]
+        next_at = offset + count_size + entries * entry_size
+        if next_at + struct.calcsize(offset_format) > len(data):
+            return None
+        offset = struct.unpack_from(order + offset_format, data, next_at)[0]
+    return directories
+
+
+def gif_frames(data: bytes, *, limit: int) -> int | None:
+    """Image descriptors (frames) in a GIF, counting up to ``limit``; None if cut off.
+
+    Walks the header, the global colour table, then the blocks: extensions
+    and image data as chains of sub-blocks, image descriptors with their
+    local colour tables, up to the 0x3B trailer. Nothing is decompressed.
+    None when ``data`` ends before the trailer, inside a block or between
+    blocks, unless ``limit`` frames were counted first. Bytes that begin no
+    block are skipped, as Pillow skips them.
+    """
+    end = len(data)
+    if end < _GIF_HEADER:
+        return None
+    position = _GIF_HEADER + _colour_table_size(data[_GIF_SCREEN_FLAGS])
+    frames = 0
+    while frames < limit:
+        if position >= end:
+            return None
+        introducer = data[position]
+        if introducer not in _GIF_INTRODUCERS:
+            found = _GIF_BLOCK.search(data, position)
+            if found is None:
+                return None
+            position = found.start()
+            introducer = data[position]
+        position += 1
+        if introducer == _GIF_TRAILER:
+            return frames
+        if introducer == _GIF_EXTENSION:
+            position += 1  # the extension's label
+        else:
+            if position + _GIF_DESCRIPTOR_FIELDS > end:
+                return None
+            flags = data[position + _GIF_DESCRIPTOR_FIELDS - 1]
+            # The fields, the local colour table, the LZW minimum code size.
+            position += _GIF_DESCRIPTOR_FIELDS + _colour_table_size(flags) + 1
+            frames += 1
+        # Sub-blocks, each a length byte and that many bytes, up to an empty one.
+        while position < end and (size := data[position]):
+            position += size + 1
+        position += 1
+        if position > end:
+            return None
+    return frames
+
+
+def _colour_table_size(flags: int) -> int:
+    """Bytes of the colour table a screen or image descriptor's flags announce."""
+    return 3 << ((flags & 7) + 1) if flags & _GIF_COLOUR_TABLE else 0
