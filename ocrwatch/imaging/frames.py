@@ -71,9 +71,11 @@ def gif_frames(data: bytes, *, limit: int) -> int | None:
     Walks the header, the global colour table, then the blocks: extensions
     and image data as chains of sub-blocks, image descriptors with their
     local colour tables, up to the 0x3B trailer. Nothing is decompressed.
-    None when ``data`` ends before the trailer, inside a block or between
-    blocks, unless ``limit`` frames were counted first. Bytes that begin no
-    block are skipped, as Pillow skips them.
+    None when ``data`` ends inside a block, or before the first frame is
+    whole, unless ``limit`` frames were counted first; a GIF that ends
+    after a whole block without the trailer counts the frames it has (some
+    encoders leave the trailer out). Bytes that begin no block are skipped,
+    as Pillow skips them.
     """
     end = len(data)
     if end < _GIF_HEADER:
@@ -82,7 +84,10 @@ def gif_frames(data: bytes, *, limit: int) -> int | None:
     frames = 0
     while frames < limit:
         if position >= end:
-            return None
+            # Ending exactly after a whole block, with a frame read, is a GIF whose
+            # encoder left out the trailer (viewers read those); ending inside a block
+            # or before any frame is a file still being written.
+            return frames if position == end and frames else None
         introducer = data[position]
         if introducer not in _GIF_INTRODUCERS:
             found = _GIF_BLOCK.search(data, position)

@@ -441,14 +441,16 @@ def test_a_gif_of_more_frames_than_the_cap_says_the_cap(frames: int, expected: i
     )
 
 
-def test_an_animated_gif_cut_after_its_first_frame_is_incomplete() -> None:
-    """A GIF that ends before its trailer is half-written, wherever the cut, as a cut TIFF chain is."""
+def test_an_animated_gif_cut_inside_a_block_is_incomplete() -> None:
+    """A GIF that ends inside a block after its first frame is half-written, as a cut TIFF chain is."""
     between = b"!\xfe\x05later\x00" + b"!\xf9\x04\x00\x0a\x00\x00\x00"  # comment, control
     data = tiny_frames_gif(3, between=between)
     first_frame_ends = len(GIF_TINY_HEADER + GIF_TINY_FRAME)
+    block_ends = gif_block_ends(first_frame_ends, [between[:9], between[9:], GIF_TINY_FRAME] * 2)
     expected = {
         cut: ("incomplete", f"GIF data ends early (truncated at {cut} bytes)")
-        for cut in range(first_frame_ends, len(data))
+        for cut in range(first_frame_ends + 1, len(data) - 1)
+        if cut not in block_ends
     }
 
     actual = {}
@@ -459,6 +461,27 @@ def test_an_animated_gif_cut_after_its_first_frame_is_incomplete() -> None:
 
     assert expected == actual
     assert 3 == imaging.decode(data, max_pixels=MAX_PIXELS).info.frames
+
+
+def test_a_gif_without_its_trailer_is_read_with_the_frames_it_has() -> None:
+    """Ending after a whole block without the 0x3B trailer (some encoders do) is a complete GIF."""
+    between = b"!\xfe\x05later\x00"
+    data = tiny_frames_gif(3, between=between)
+    first_frame_ends = len(GIF_TINY_HEADER + GIF_TINY_FRAME)
+    ends = sorted(gif_block_ends(first_frame_ends, [between, GIF_TINY_FRAME] * 2))
+
+    frames = [imaging.decode(data[:cut], max_pixels=MAX_PIXELS).info.frames for cut in ends]
+
+    assert [1, 1, 2, 2, 3] == frames
+
+
+def gif_block_ends(start: int, blocks: list[bytes]) -> set[int]:
+    """The offsets at which each of ``blocks``, laid one after another from ``start``, ends (and ``start``)."""
+    ends = {start}
+    for block in blocks:
+        start += len(block)
+        ends.add(start)
+    return ends
 
 
 def test_multi_page_tiff_gives_its_first_page_and_page_count() -> None:
