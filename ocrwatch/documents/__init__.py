@@ -7,5 +7,28 @@ a page already carries. For multi-page TIFFs: ``tiff`` reads each page's
 directory and decodes one page at a time.
 """
 
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+
 DEFAULT_MAX_PAGES = 500
 """Pages a document may have before it is refused, unread (a page-count bomb)."""
+
+
+class Closing:
+    """A reader that holds native resources: ``with`` closes it, and so may the caller."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()

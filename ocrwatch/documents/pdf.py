@@ -34,12 +34,11 @@ import weakref
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from types import TracebackType
 
 import numpy as np
 import pypdfium2.raw as pdfium
 
-from ocrwatch.documents import DEFAULT_MAX_PAGES
+from ocrwatch.documents import DEFAULT_MAX_PAGES, Closing
 from ocrwatch.documents.pdfium import PDFIUM_LOCK, Handle, loaded_page
 from ocrwatch.documents.pdflayout import DEFAULT_MAX_PAGE_MPIXELS, PdfPage, lay_out
 from ocrwatch.documents.pdftext import PageText, read_text
@@ -127,7 +126,7 @@ def pdf_completeness(
         ) from error
 
 
-class PdfDocument:
+class PdfDocument(Closing):
     """An open PDF: its page count, and each page laid out, rendered or read on request.
 
     Safe to share between threads (each call takes ``PDFIUM_LOCK``); close
@@ -148,17 +147,6 @@ class PdfDocument:
         """Free the document; calling it again does nothing."""
         self._finalizer()
         self._handle = None
-
-    def __enter__(self) -> PdfDocument:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def load_every_page(self) -> None:
         """Load and drop each page in turn; raise DocumentError (bad_input) at the first that fails."""

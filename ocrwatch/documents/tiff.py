@@ -36,12 +36,11 @@ from __future__ import annotations
 import io
 import math
 from dataclasses import dataclass
-from types import TracebackType
 
 import numpy as np
 from PIL import ExifTags, TiffImagePlugin
 
-from ocrwatch.documents import DEFAULT_MAX_PAGES
+from ocrwatch.documents import DEFAULT_MAX_PAGES, Closing
 from ocrwatch.errors import ImageError
 from ocrwatch.imaging.containers import (
     PILLOW_ERRORS,
@@ -81,7 +80,7 @@ class TiffPage:
     """(horizontal, vertical) dots per inch from the resolution tags; None when absent or unitless."""
 
 
-class TiffDocument:
+class TiffDocument(Closing):
     """A TIFF whose directories have been read: its pages, each decoded on request.
 
     Made by :func:`tiff_pages`. Close it, or use it as a context manager;
@@ -111,17 +110,6 @@ class TiffDocument:
     def close(self) -> None:
         """Let go of Pillow's image and its page buffer; calling it again does nothing."""
         self._image.close()
-
-    def __enter__(self) -> TiffDocument:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def decode(self, index: int) -> DecodedImage:
         """Decode page ``index`` (from 0) into upright pixels; raise ImageError naming the page.
