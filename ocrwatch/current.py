@@ -149,7 +149,7 @@ def _cached(
         or (entry.size, entry.mtime_ns) != (facts.size, facts.mtime_ns)
     ):
         return None
-    written = _stat(paths.result if entry.status == "done" else paths.error)
+    written = stat_of(paths.result if entry.status == "done" else paths.error)
     if written is None or (written.st_size, written.st_mtime_ns) != (
         entry.sidecar_size,
         entry.sidecar_mtime_ns,
@@ -161,8 +161,8 @@ def _cached(
 def remember(cache: StateStore, path: Path, inbox: InboxPlan, status: Finished) -> None:
     """Cache that ``path`` has a current sidecar, keyed by its and the sidecar's size and mtime."""
     paths = SidecarPaths.of(path, inbox.sidecar_dir(path))
-    image = _stat(path)
-    written = _stat(paths.result if status == "done" else paths.error)
+    image = stat_of(path)
+    written = stat_of(paths.result if status == "done" else paths.error)
     if image is None or written is None:
         return
     cache.remember(
@@ -178,7 +178,8 @@ def remember(cache: StateStore, path: Path, inbox: InboxPlan, status: Finished) 
     )
 
 
-def _stat(path: Path) -> os.stat_result | None:
+def stat_of(path: Path) -> os.stat_result | None:
+    """``os.stat(path)``, or None when the file cannot be stat'ed."""
     try:
         return os.stat(path)
     except OSError:

@@ -73,6 +73,7 @@ def process_file(
             retry_failed=retry_failed,
             give_up=give_up,
             attempt=attempt,
+            started=started,
             first_attempt=first_attempt or started,
             requests_before=requests_before,
             follow_symlinks=follow_symlinks,
@@ -109,11 +110,11 @@ def _process(
     retry_failed: bool,
     give_up: Collection[str],
     attempt: int,
+    started: float,
     first_attempt: float,
     requests_before: int,
     follow_symlinks: bool,
 ) -> Outcome:
-    started = time.time()
     clock = time.perf_counter()
     paths = SidecarPaths.of(path, inbox.sidecar_dir(path))
     rules = inbox.rules

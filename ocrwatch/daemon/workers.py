@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import random
 import threading
 import time
-from pathlib import Path
 
-from ocrwatch import engines, logs
+from ocrwatch import current, engines, logs
 from ocrwatch.apikey import KeyHolder
 from ocrwatch.daemon.context import Context
 from ocrwatch.daemon.reporting import GateWatch
@@ -146,7 +144,7 @@ class Workers:
         inbox = entry.inbox
         store = self.context.store
         if entry.attempt == 0 and store is not None:
-            info = _stat(entry.path)
+            info = current.stat_of(entry.path)
             earlier = store.attempts(entry.path, info.st_size, info.st_mtime_ns) if info else None
             if earlier is not None:
                 entry.attempt, entry.first_attempt = earlier.count, earlier.first_attempt
@@ -230,7 +228,7 @@ class Workers:
                 delay,
             )
         store = self.context.store
-        info = _stat(entry.path) if store is not None else None
+        info = current.stat_of(entry.path) if store is not None else None
         if store is not None and info is not None:
             store.record_attempt(
                 entry.path,
@@ -253,10 +251,3 @@ class Workers:
         else:
             # Interrupted by shutdown: the file stays as it is for the next start.
             tracker.finish(entry)
-
-
-def _stat(path: Path) -> os.stat_result | None:
-    try:
-        return os.stat(path)
-    except OSError:
-        return None
