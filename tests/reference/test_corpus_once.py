@@ -5,8 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from tests.support.commands import KEY, ocrwatch, record, text_of, write_config
-from tests.support.ocrspace_server import FakeOcrSpace
+from tests.support.commands import ocrwatch, read_through_fake_ocrspace, text_of, write_config
 from tests.support.paths import corpus_images, ground_truth
 from tests.support.scoring import cer
 
@@ -42,20 +41,8 @@ def test_corpus_through_the_local_engine(tmp_path: Path) -> None:
 
 def test_corpus_through_ocrspace_engine_against_local_server(tmp_path: Path) -> None:
     """The ocr.space path end to end: uploads that pass the protocol checks, text within CER bounds."""
-    inbox = tmp_path / "in"
-    sources = chosen(inbox, {"tess_phototest.tif", "syn_jpeg_q12.jpg", "ocrmypdf_linn.png"})
-    with FakeOcrSpace(mode="tesseract", api_key=KEY) as fake:
-        config = write_config(
-            tmp_path, {"ocrspace": {"endpoint": fake.url}, "inboxes": [{"path": "in"}]}
-        )
-        result = ocrwatch("once", "-c", str(config), env={"OCRSPACE_API_KEY": KEY})
-        requests = fake.requests
-    assert 0 == result.returncode, result.stderr
-    assert [()] * len(sources) == [request.problems for request in requests]
-    assert all(len(request.data) <= 1_048_576 for request in requests)
-    for source in sources:
-        assert cer(text_of(inbox / source.name), ground_truth(source)) < 0.05, source.name
-        data = record(inbox / source.name)
-        assert "ocrspace" == data["engine"]["name"]
-        assert data["results"][0]["raw"]["OCRExitCode"] == 1
-    assert KEY not in result.stderr + "".join(p.read_text() for p in inbox.glob("*.json"))
+    sources = chosen(
+        tmp_path / "in", {"tess_phototest.tif", "syn_jpeg_q12.jpg", "ocrmypdf_linn.png"}
+    )
+    truths = {tmp_path / "in" / source.name: ground_truth(source) for source in sources}
+    read_through_fake_ocrspace(tmp_path, truths, below=0.05)
