@@ -157,7 +157,7 @@ def run(ctx: Context) -> list[Row]:
 def _upload(record_path: os.PathLike[str]) -> dict[str, float]:
     with open(record_path, encoding="utf-8") as handle:
         record = json.load(handle)
-    upload = record["results"][0]["upload"]
+    upload = record["pages"][0]["results"][0]["upload"]
     return {key: upload[key] for key in ("bytes", "encodes", "quality", "scale")}
 
 

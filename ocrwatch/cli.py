@@ -42,6 +42,8 @@ from ocrwatch.plan import InboxPlan, Plan, make_plan
 logger = logging.getLogger("ocrwatch")
 
 SIDECAR_SCHEMA = Path(__file__).with_name("schemas") / "sidecar.schema.json"
+SHOWN_UNREADABLE = 5
+"""Waiting documents that cannot be opened named per inbox by ``check``; the rest are counted."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -208,7 +210,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     """``ocrwatch check``: validate, print the resolved plan and what each inbox has waiting.
 
     The waiting files are judged from stats and sidecars as the daemon's scan
-    judges them, without the daemon's cache and without decoding anything.
+    judges them, without the daemon's cache and without decoding anything;
+    PDFs and TIFFs among them are opened to count their pages.
     """
     loaded = _load(args)
     plan = make_plan(loaded)
@@ -226,6 +229,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         print()
         print(_describe_inbox(plan, inbox))
         print(f"  waiting:   {backlog.describe()}")
+        for path, problem in backlog.unreadable[:SHOWN_UNREADABLE]:
+            print(f"  unreadable: {path.relative_to(inbox.path)}: {problem}")
+        if len(backlog.unreadable) > SHOWN_UNREADABLE:
+            print(f"  unreadable: and {len(backlog.unreadable) - SHOWN_UNREADABLE} more")
     print()
     if len(plan.inboxes) > 1:
         print(f"waiting in all: {total.describe()}")
@@ -249,6 +256,7 @@ def _describe_inbox(plan: Plan, inbox: InboxPlan) -> str:
         f"             because {inbox.engine_reason}",
         f"  language:  {rules.language}",
         f"  patterns:  {' '.join(inbox.config.patterns)}{' (recursive)' if inbox.recursive else ''}",
+        f"  documents: {quota.describe_documents(inbox)}",
         f"  crop:      {_describe_rule(rules.crop.describe()) if rules.crop else 'none (whole image)'}",
     ]
     if rules.regions:
@@ -257,10 +265,7 @@ def _describe_inbox(plan: Plan, inbox: InboxPlan) -> str:
             + "; ".join(f"{name} {_describe_rule(rule.describe())}" for name, rule in rules.regions)
         )
     lines.append(f"  output:    {inbox.output or 'next to each image'}")
-    options = [
-        f"word boxes {'on' if rules.overlay else 'off'}",
-        f"orientation detection {'on' if rules.detect_orientation else 'off'}",
-    ]
+    options = [f"orientation detection {'on' if rules.detect_orientation else 'off'}"]
     if rules.engine == "ocrspace":
         options += [
             f"scale {'on' if rules.option('scale') else 'off'}",
@@ -306,7 +311,12 @@ def cmd_once(args: argparse.Namespace) -> int:
 
     try:
         report = once.run_once(
-            plan, jobs, force=args.force, retry_failed=args.retry_failed, on_outcome=show
+            plan,
+            jobs,
+            force=args.force,
+            retry_failed=args.retry_failed,
+            on_outcome=show,
+            on_page=bar.page if bar is not None else None,
         )
     finally:
         if bar is not None:
@@ -362,8 +372,13 @@ def cmd_failed(args: argparse.Namespace) -> int:
     if not found:
         print("no failed files")
     for failure in found:
+        partial = (
+            " (partial: its other pages were read)"
+            if failure.record.get("status") == "partial"
+            else ""
+        )
         print(
-            f"{failure.image}\n  [{failure.classification}] {failure.message}\n  "
+            f"{failure.image}{partial}\n  [{failure.classification}] {failure.message}\n  "
             f"attempts {failure.record.get('attempts')}, last {failure.record.get('last_attempt')}"
         )
     return EXIT_OK

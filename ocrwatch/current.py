@@ -4,6 +4,14 @@ The sidecars are the truth. A ``.json`` is current when it was written with
 the same settings fingerprint for the same bytes; an ``.error.json`` is
 current when, in addition, the file has not been touched since (its ctime
 is the same), so a chmod or a rewrite gives a failed file another chance.
+A partial document (some pages failed) has both: its ``.json`` is current
+while its ``.error.json`` is there, so removing that (``ocrwatch retry``)
+sends it back for its failed pages.
+
+Records of schema version 1 (before documents) stay current for what they
+covered: a file read as one page whose fingerprint is one version 1 gave
+these rules. A multi-page TIFF of which version 1 read only the first page
+is read again.
 
 Cheap first: a caller that has not read the file passes its ``stat`` and a
 way to hash it; size and mtime then decide, and the file is hashed only when
@@ -19,16 +27,19 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from ocrwatch import sidecar
 from ocrwatch.errors import FileError
-from ocrwatch.plan import InboxPlan
+from ocrwatch.plan import InboxPlan, Rules
 from ocrwatch.sidecar import SidecarPaths
 from ocrwatch.source import SourceGone, read_source
 from ocrwatch.store import CachedFile, StateStore
 
-Finished = Literal["done", "failed"]
+LEGACY_VERSION = 1
+"""The sidecar version before documents: one page per file, ``overlay`` in the fingerprint."""
+
+Finished = Literal["done", "failed", "partial"]
 
 
 @dataclass(frozen=True)
@@ -74,7 +85,8 @@ def facts_of(path: Path, *, follow_symlinks: bool) -> FileFacts | None:
 
 @dataclass(frozen=True)
 class Verdict:
-    """A current sidecar: ``done`` (the ``.json``) or ``failed`` (the ``.error.json``)."""
+    """A current sidecar: ``done`` (the ``.json``), ``failed`` (the ``.error.json``), or
+    ``partial`` (both: a document some of whose pages failed)."""
 
     status: Finished
     message: str
@@ -90,43 +102,33 @@ def verdict(
 ) -> Verdict | None:
     """The current sidecar of ``path`` as ``facts`` describe it, or None when it must be read.
 
-    ``failures=False`` ignores error sidecars (``once --retry-failed``).
+    ``failures=False`` ignores error sidecars and partial documents (``once --retry-failed``).
     """
     paths = SidecarPaths.of(path, inbox.sidecar_dir(path))
-    fingerprint = inbox.rules.fingerprint
+    rules = inbox.rules
     if cache is not None and facts.sha256 is None:
-        cached = _cached(cache, path, paths, fingerprint, facts)
+        cached = _cached(cache, path, paths, rules.fingerprint, facts)
         if cached is not None and (failures or cached == "done"):
             return Verdict(cached, "cached verdict is current")
-    found = _judge(paths, fingerprint, facts, failures=failures)
+    found = _judge(paths, rules, facts, failures=failures)
     if found is not None and cache is not None:
         remember(cache, path, inbox, found.status)
     return found
 
 
 def _judge(
-    paths: SidecarPaths, fingerprint: str, facts: FileFacts, *, failures: bool
+    paths: SidecarPaths, rules: Rules, facts: FileFacts, *, failures: bool
 ) -> Verdict | None:
-    record = sidecar.load(paths.result)
-    if facts.sha256 is not None:
-        same = (
-            record is not None
-            and record.get("settings_fingerprint") == fingerprint
-            and sidecar.same_content(record, facts.sha256)
-        )
-    else:
-        same = sidecar.matches(
-            record, fingerprint=fingerprint, size=facts.size, mtime_ns=facts.mtime_ns
-        )
-        if same is None:
-            digest = facts.content_hash()
-            same = digest is not None and sidecar.same_content(record, digest)
-    if same:
-        return Verdict("done", "sidecar is current")
-    if not failures:
-        return None
-    failure = sidecar.load(paths.error)
-    if failure is None or failure.get("settings_fingerprint") != fingerprint:
+    record = sidecar.load_head(paths.result)
+    same = record is not None and same_settings(record, rules) and _same_file(record, facts)
+    failure = sidecar.load(paths.error) if failures else None
+    if same and record is not None:
+        if record.get("status") != "partial":
+            return Verdict("done", "sidecar is current")
+        if failure is None or failure.get("status") != "partial" or not _same_file(failure, facts):
+            return None
+        return Verdict("partial", f"partial before: {_message(failure)}")
+    if failure is None or failure.get("status") != "failed" or not same_settings(failure, rules):
         return None
     known = failure.get("source") or {}
     if known.get("ctime_ns") != facts.ctime_ns:
@@ -135,8 +137,43 @@ def _judge(
     same_stat = (known.get("size"), known.get("mtime_ns")) == (facts.size, facts.mtime_ns)
     if not same_stat and (facts.sha256 is None or known.get("sha256") != facts.sha256):
         return None
+    return Verdict("failed", f"failed before: {_message(failure)}")
+
+
+def same_settings(record: dict[str, Any], rules: Rules) -> bool:
+    """True when ``record`` (a result or an error record) was written under ``rules``.
+
+    A version 1 record counts when it read the whole file: one page (v1 read
+    only a multi-page TIFF's first page) and a fingerprint v1 gave these rules.
+    A PDF's record must also match the PDF options.
+    """
+    if record.get("schema_version") == LEGACY_VERSION:
+        image = record.get("image") or {}
+        if image.get("format") == "TIFF" and (image.get("frames") or 1) > 1:
+            return False
+        return record.get("settings_fingerprint") in rules.legacy_fingerprints
+    if record.get("settings_fingerprint") != rules.fingerprint:
+        return False
+    document = record.get("document") or {}
+    if document.get("format") == "PDF" and record.get("status") != "failed":
+        return record.get("pdf_fingerprint") == rules.pdf_fingerprint
+    return True
+
+
+def _same_file(record: dict[str, Any], facts: FileFacts) -> bool:
+    """True when ``record`` was made from the bytes ``facts`` describe (hashing only if it must)."""
+    if facts.sha256 is not None:
+        return sidecar.same_content(record, facts.sha256)
+    same = sidecar.matches(record, size=facts.size, mtime_ns=facts.mtime_ns)
+    if same is None:
+        digest = facts.content_hash()
+        same = digest is not None and sidecar.same_content(record, digest)
+    return same
+
+
+def _message(failure: dict[str, Any]) -> str:
     error = failure.get("error") or {}
-    return Verdict("failed", f"failed before: {error.get('message', 'unknown reason')}")
+    return str(error.get("message", "unknown reason"))
 
 
 def _cached(
@@ -155,11 +192,17 @@ def _cached(
         entry.sidecar_mtime_ns,
     ):
         return None
+    if entry.status == "partial":
+        # The record too: a retry rewrites it before the error sidecar, in one commit.
+        return "partial" if stat_of(paths.result) is not None else None
     return "done" if entry.status == "done" else "failed"
 
 
 def remember(cache: StateStore, path: Path, inbox: InboxPlan, status: Finished) -> None:
-    """Cache that ``path`` has a current sidecar, keyed by its and the sidecar's size and mtime."""
+    """Cache that ``path`` has a current sidecar, keyed by its and the sidecar's size and mtime.
+
+    A partial document is keyed by its error sidecar, whose removal sends it back.
+    """
     paths = SidecarPaths.of(path, inbox.sidecar_dir(path))
     image = stat_of(path)
     written = stat_of(paths.result if status == "done" else paths.error)

@@ -18,6 +18,7 @@ import logging
 from pathlib import Path
 
 from ocrwatch import after, current
+from ocrwatch.config import HookEvent
 from ocrwatch.hooks import FileEvent, HookRunner
 from ocrwatch.metrics import Metrics
 from ocrwatch.outcome import Outcome, Status
@@ -26,7 +27,7 @@ from ocrwatch.store import StateStore
 
 logger = logging.getLogger(__name__)
 
-COUNTED = frozenset({Status.DONE, Status.FAILED, Status.SKIPPED})
+COUNTED = frozenset({Status.DONE, Status.FAILED, Status.PARTIAL, Status.SKIPPED})
 """Outcomes the metrics count as a finished file."""
 
 
@@ -45,8 +46,12 @@ class Finisher:
         status = outcome.status
         if self.metrics is not None and status in COUNTED:
             self.metrics.file_finished(str(inbox.path), status, outcome.seconds)
+        if status is Status.PARTIAL:
+            return self._finish_partial(path, inbox, outcome, engine=engine)
         if status.finished:
             return self._finish(path, inbox, outcome, success=status is Status.DONE, engine=engine)
+        if status is Status.KNOWN_PARTIAL and self.cache is not None:
+            current.remember(self.cache, path, inbox, "partial")
         if status in (Status.SKIPPED, Status.KNOWN_FAILURE):
             success = status is Status.SKIPPED
             if after.changes_location(inbox, success=success):
@@ -54,6 +59,20 @@ class Finisher:
                 return self._finish(path, inbox, outcome, success=success, engine=engine)
             if success and self.cache is not None:
                 current.remember(self.cache, path, inbox, "done")
+        return path
+
+    def _finish_partial(
+        self, path: Path, inbox: InboxPlan, outcome: Outcome, *, engine: str
+    ) -> Path:
+        """A partial document stays where it is (neither done nor failed), its hooks told so."""
+        if self.cache is not None:
+            self.cache.clear_attempts(path)
+            current.remember(self.cache, path, inbox, "partial")
+        if inbox.config.hooks:
+            self.hooks.submit(
+                inbox.config.hooks,
+                event(path, inbox, path, outcome, status="partial", engine=engine),
+            )
         return path
 
     def _finish(
@@ -77,7 +96,14 @@ class Finisher:
         if inbox.config.hooks:
             self.hooks.submit(
                 inbox.config.hooks,
-                event(path, inbox, final, outcome, success=success, engine=engine),
+                event(
+                    path,
+                    inbox,
+                    final,
+                    outcome,
+                    status="done" if success else "failed",
+                    engine=engine,
+                ),
             )
         return final
 
@@ -88,17 +114,22 @@ def event(
     final: Path | None,
     outcome: Outcome,
     *,
-    success: bool,
+    status: HookEvent,
     engine: str,
 ) -> FileEvent:
-    """The hook event for a finished file, with the paths as they are after the after-action."""
+    """The hook event for a finished file, with the paths as they are after the after-action.
+
+    A partial document has all three: its text, its record, and the error sidecar listing
+    its failed pages.
+    """
     paths = after.sidecars_after(path, inbox, final)
+    written = status != "failed"
     return FileEvent(
-        status="done" if success else "failed",
+        status=status,
         image=final or path,
-        text=paths.text if success else None,
-        record=paths.result if success else None,
-        error=None if success else paths.error,
+        text=paths.text if written else None,
+        record=paths.result if written else None,
+        error=None if status == "done" else paths.error,
         inbox=inbox.path if inbox.index is not None else None,
         message=outcome.message,
         classification=outcome.classification,

@@ -48,13 +48,13 @@ class FileEvent:
     """A finished file as hooks see it: final paths (after any move) and the outcome."""
 
     status: str
-    """``done`` or ``failed``."""
+    """``done``, ``failed`` or ``partial`` (a document some of whose pages failed)."""
     image: Path
     text: Path | None
     record: Path | None
-    """The ``.json`` (done) sidecar."""
+    """The ``.json`` sidecar (done and partial)."""
     error: Path | None
-    """The ``.error.json`` (failed) sidecar."""
+    """The ``.error.json`` sidecar (failed, and partial: it lists the failed pages)."""
     inbox: Path | None
     message: str = ""
     classification: str | None = None

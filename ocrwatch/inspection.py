@@ -133,9 +133,15 @@ def render_status(state: DaemonState) -> str:
             f"    engine {inbox['engine']}, watched by {inbox.get('watch')}: {inbox.get('watch_reason') or ''}"
         )
         lines.append(
-            f"    done {inbox['done']}, failed {inbox['failed']}, waiting {inbox['waiting']}, "
+            f"    done {inbox['done']}, partial {inbox.get('partial', 0)}, failed {inbox['failed']}, "
+            f"waiting {inbox['waiting']}, "
             f"in progress {inbox['in_progress']} (since start)"
         )
+        for document in inbox.get("documents") or []:
+            lines.append(
+                f"    reading {document['path']}: {document['pages_done']} of "
+                f"{document['pages']} pages done"
+            )
         if inbox.get("last_error"):
             lines.append(f"    last error ({inbox.get('last_error_at')}): {inbox['last_error']}")
     return "\n".join(lines)
@@ -143,7 +149,7 @@ def render_status(state: DaemonState) -> str:
 
 @dataclass(frozen=True)
 class Failure:
-    """One failed image and its error sidecar."""
+    """One failed file and its error sidecar (a partial document's lists its failed pages)."""
 
     image: Path
     error_file: Path
@@ -163,8 +169,10 @@ class Failure:
             "image": str(self.image),
             "error_file": str(self.error_file),
             "inbox": str(self.inbox.path),
+            "status": self.record.get("status"),
             "classification": self.classification,
             "message": self.message,
+            "failed_pages": self.record.get("failed_pages"),
             "attempts": self.record.get("attempts"),
             "last_attempt": self.record.get("last_attempt"),
         }
@@ -181,7 +189,7 @@ def failures(plan: Plan) -> list[Failure]:
                 else folder.glob("*" + ERROR_SUFFIX)
             ):
                 record = sidecar.load(error_file)
-                if record is None or record.get("status") != "failed":
+                if record is None or record.get("status") not in ("failed", "partial"):
                     continue
                 image = error_file.with_name(error_file.name[: -len(ERROR_SUFFIX)])
                 if not image.exists():
@@ -219,6 +227,15 @@ def retry(plan: Plan, targets: list[Path]) -> list[tuple[Failure, str]]:
             target_folder.mkdir(parents=True, exist_ok=True)
             after.move(failure.image, target)
             done.append((failure, f"moved back to {target}"))
+        elif failure.record.get("status") == "partial":
+            sidecar.remove_quietly(failure.error_file)
+            pages = failure.record.get("failed_pages") or []
+            done.append(
+                (
+                    failure,
+                    f"error sidecar removed; its {len(pages)} failed page(s) will be read again",
+                )
+            )
         else:
             sidecar.remove_quietly(failure.error_file)
             done.append((failure, "error sidecar removed"))

@@ -12,6 +12,7 @@ up, the files not sent are left for later (those not yet started unread).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -145,6 +146,7 @@ def run_once(
     retry_failed: bool = False,
     follow_symlinks: bool = False,
     on_outcome: Callable[[Outcome], None] | None = None,
+    on_page: Callable[[Path, int, int], None] | None = None,
     stop: threading.Event | None = None,
     env: Mapping[str, str] | None = None,
     engine_factory: EngineFactory | None = None,
@@ -154,7 +156,8 @@ def run_once(
 
     ``engine_factory(name, workers, stop)`` builds the engine of each kind;
     by default the registry's, configured from the plan. ``wall`` is the
-    clock the daily request budget counts days by.
+    clock the daily request budget counts days by. ``on_page(path, done,
+    total)`` follows the pages of documents as they are read.
     """
     stop = stop or threading.Event()
     report = Report()
@@ -197,6 +200,7 @@ def run_once(
                 force=force,
                 retry_failed=retry_failed,
                 follow_symlinks=follow_symlinks,
+                on_page=None if on_page is None else functools.partial(on_page, job.path),
             )
             pending[future] = job
 

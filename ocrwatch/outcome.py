@@ -16,8 +16,12 @@ class Status(StrEnum):
     """Sidecars written."""
     SKIPPED = "skipped"
     """The sidecars were already current."""
+    PARTIAL = "partial"
+    """Sidecars written for a document some of whose pages failed for good; an error sidecar lists them."""
     KNOWN_FAILURE = "known_failure"
     """An error sidecar for these very bytes and settings exists; not tried again."""
+    KNOWN_PARTIAL = "known_partial"
+    """A partial document's sidecars for these very bytes and settings exist; not tried again."""
     FAILED = "failed"
     """Failed for good; an error sidecar says why."""
     RETRY = "retry"
@@ -30,7 +34,7 @@ class Status(StrEnum):
     @property
     def finished(self) -> bool:
         """True for the outcomes that end a file's turn: the after-action and hooks apply."""
-        return self in (Status.DONE, Status.FAILED)
+        return self in (Status.DONE, Status.FAILED, Status.PARTIAL)
 
 
 @dataclass(frozen=True)

@@ -1,35 +1,52 @@
 """Pages, the unit of work inside the pipeline: what a file's pages are, and what one page gave.
 
-A file is read as a sequence of pages. :func:`open_pages` says how to open
-each of them: a function per page, called by the pipeline when that page's
-turn comes (inside the engine's ``preparing()`` scope, so that a page's CPU
-work waits for a free core), which returns a :class:`PageInput`: the page's
-facts, its pixels now or on demand, and the file's own bytes when the page
-is the whole file. The pipeline crops it, cuts its regions (each a
-:class:`Target`), lets the engine read them and keeps a :class:`PageResult`,
-which holds the page's facts but never its pixels, so a page's decoded image
-is let go before the next page is opened.
+A file is read as a sequence of pages. :func:`open_document` tells what the
+file is (an image, a PDF, a multi-page TIFF), checks that it is complete,
+and says how to open each page: a function per page, called by the pipeline
+when that page's turn comes (inside the engine's ``preparing()`` scope, so
+that a page's CPU work waits for a free core), which returns a
+:class:`PageInput`: the page's facts, its pixels now or on demand, the
+file's own bytes when the page is the whole file, and the text the page
+already carries when that text is to be used instead of OCR. The pipeline
+crops it, cuts its regions (each a :class:`Target`), lets the engine read
+them and keeps a :class:`PageResult`, which holds the page's facts but
+never its pixels, so a page's decoded image is let go before the next page
+is opened.
 
-This module owns the page types and opening a file's pages. It deliberately
-does not own cropping or OCR (``pipeline``) or what the sidecars say about
-pages (``records``). Today every file is one image and so one page;
-documents of several pages (``documents/``) are not read yet.
+Which file is what is decided by content, not by name: ``%PDF-`` in the
+first KiB is a PDF, a TIFF with more than one page is a document, anything
+else is an image of one page (an animated GIF or WebP: its first frame).
+
+This module owns the page types and opening a file's pages. It does not
+own cropping or OCR (``pipeline``) or what the sidecars say about pages
+(``records``).
 """
 
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ocrwatch import imaging
+from ocrwatch.documents import Closing
+from ocrwatch.documents.pdf import PdfDocument, open_pdf, pdf_completeness
+from ocrwatch.documents.pdflayout import PdfPage
+from ocrwatch.documents.pdftext import PageText
+from ocrwatch.documents.tiff import TiffDocument, tiff_pages, verify_tiff
 from ocrwatch.engines.base import OcrEngine, OcrResult
+from ocrwatch.errors import DocumentError
 from ocrwatch.geometry import Box
 from ocrwatch.layout import PixelMap
 from ocrwatch.plan import Rules
 from ocrwatch.source import Source
+
+PDF_SIGNATURE = b"%PDF-"
+PDF_SIGNATURE_WINDOW = 1024
+"""Readers accept a PDF whose header starts anywhere in its first KiB."""
 
 Pixels = np.ndarray | Callable[[], np.ndarray]
 """Upright pixels as :mod:`ocrwatch.imaging` decodes them, or a function that decodes them on demand."""
@@ -50,11 +67,14 @@ class PageFacts:
     number: int
     """Position in the file, from 1, as a viewer counts pages."""
     info: imaging.ImageInfo
-    """What the page's header or directory says: format, size as stored, mode, orientation."""
+    """What the page's header or directory says: format, size as stored, mode, orientation.
+    For a PDF page: the render (format ``PDF``)."""
     dpi: tuple[float, float] | None = None
-    """(horizontal, vertical) dots per inch, when the file says; not recorded yet."""
+    """(horizontal, vertical) dots per inch: a TIFF page's tags, a PDF page's render."""
     to_points: PixelMap | None = None
     """Maps the page's pixels to the document's own units (PDF points); None for images."""
+    notes: tuple[str, ...] = ()
+    """What the sidecar should say about how this page was read (a lower resolution...)."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +86,8 @@ class PageInput:
     original: bytes | None = field(default=None, repr=False)
     """The file's own bytes when this page is the whole file, so an engine may send them as
     they are; None for one page of a document."""
+    embedded: PageText | None = field(default=None, repr=False)
+    """The page's own text, when it is used instead of OCR (a PDF page that has text)."""
 
     @property
     def size(self) -> tuple[int, int]:
@@ -78,7 +100,8 @@ class PageInput:
 
 PageOpener = Callable[[], PageInput]
 """Opens one page when called: the checks and decoding of that page happen then. Raises
-:class:`~ocrwatch.errors.ImageError` for a page that cannot be read."""
+:class:`~ocrwatch.errors.ImageError` or :class:`~ocrwatch.errors.DocumentError` for a page
+that cannot be read. Safe to call from several threads, one page each."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +111,8 @@ class PageResult:
     facts: PageFacts
     crop_box: Box | None
     results: tuple[tuple[Target, OcrResult], ...]
+    embedded: bool = False
+    """True when the text is the page's own (a PDF's), not OCR."""
 
     @property
     def requests(self) -> int:
@@ -95,12 +120,162 @@ class PageResult:
         return sum(result.attempts for _, result in self.results)
 
 
-def open_pages(source: Source, rules: Rules, engine: OcrEngine) -> Sequence[PageOpener]:
-    """How to open each page of ``source``, in order; nothing is decoded until one is called.
+@dataclass
+class OpenDocument(Closing):
+    """A file's pages, ready to be opened one by one, and what the file is."""
 
-    A single image is one page.
+    format: str
+    """``PDF``, ``TIFF`` for a multi-page TIFF, else the image's format."""
+    openers: Sequence[PageOpener]
+    frames: int = 1
+    """Frames or pages the file holds: for an image, only the first is read; for a document,
+    its pages."""
+    note: str | None = None
+    """What the sidecar should say about the file as a whole."""
+    reader: Closing | None = field(default=None, repr=False)
+    """The open document the openers read from (None for an image); closed with this."""
+    data: bytes | None = field(default=None, repr=False)
+    """A PDF's bytes, for an engine that reads the file whole."""
+
+    @property
+    def page_count(self) -> int:
+        return len(self.openers)
+
+    @property
+    def is_document(self) -> bool:
+        """True for a PDF or a multi-page TIFF: a file whose every page is read."""
+        return self.reader is not None
+
+    def close(self) -> None:
+        if self.reader is not None:
+            self.reader.close()
+
+
+def is_pdf(data: bytes) -> bool:
+    """True when ``data`` carries a PDF header in its first KiB."""
+    return PDF_SIGNATURE in data[:PDF_SIGNATURE_WINDOW]
+
+
+def open_document(
+    source: Source,
+    rules: Rules,
+    engine: OcrEngine,
+    *,
+    password: str | None = None,
+    read_unterminated: bool = False,
+) -> OpenDocument:
+    """What ``source`` is and how to open each of its pages; nothing is rendered yet.
+
+    A document must be complete first: a PDF must open and load every page
+    (and end in ``%%EOF``; without it, it is ``incomplete`` unless
+    ``read_unterminated``, when it is read with a note), a multi-page TIFF
+    must decode every page. Raises DocumentError or ImageError.
     """
-    return [functools.partial(_open_image, source, rules, engine)]
+    data = source.data
+    if is_pdf(data):
+        return _open_pdf(data, rules, password=password, read_unterminated=read_unterminated)
+    info = imaging.probe(data, max_pixels=rules.max_pixels)
+    if info.format == "TIFF" and info.frames > 1:
+        return _open_tiff(data, rules)
+    return OpenDocument(
+        format=info.format,
+        openers=[functools.partial(_open_image, source, rules, engine)],
+        frames=info.frames,
+    )
+
+
+def _open_pdf(
+    data: bytes, rules: Rules, *, password: str | None, read_unterminated: bool
+) -> OpenDocument:
+    completeness = pdf_completeness(data, password=password, max_pages=rules.max_pages)
+    if not completeness.terminated and not read_unterminated:
+        raise DocumentError(
+            f"PDF does not end in %%EOF yet ({len(data)} bytes): waiting for its writer",
+            incomplete=True,
+        )
+    document = open_pdf(data, password=password, max_pages=rules.max_pages)
+    openers = [
+        functools.partial(_open_pdf_page, document, index, rules)
+        for index in range(document.page_count)
+    ]
+    return OpenDocument(
+        format="PDF",
+        openers=openers,
+        frames=len(openers),
+        note=completeness.note,
+        reader=document,
+        data=data,
+    )
+
+
+def _open_pdf_page(document: PdfDocument, index: int, rules: Rules) -> PageInput:
+    """Lay the page out; use its text if the text layer rule says so, else render it."""
+    page = document.page(index, max_page_mpixels=rules.max_page_mpixels)
+    facts = _pdf_facts(page)
+    if rules.text_layer != "force":
+        text = document.text(page)
+        if not _needs_ocr(text, rules):
+            return PageInput(
+                facts, functools.cache(functools.partial(document.render, page)), embedded=text
+            )
+    return PageInput(facts, document.render(page))
+
+
+def pdf_page_facts(document: OpenDocument, rules: Rules) -> list[tuple[PageFacts, bool]]:
+    """Each page of an open PDF laid out, nothing rendered: its facts, and whether it needs OCR."""
+    reader = document.reader
+    if not isinstance(reader, PdfDocument):
+        raise TypeError("not a PDF")
+    pages = []
+    for index in range(reader.page_count):
+        page = reader.page(index, max_page_mpixels=rules.max_page_mpixels)
+        needed = rules.text_layer == "force" or _needs_ocr(reader.text(page), rules)
+        pages.append((_pdf_facts(page), needed))
+    return pages
+
+
+def _needs_ocr(text: PageText, rules: Rules) -> bool:
+    """Whether a page with ``text`` is OCR'd: no text; or, under ``redo``, only invisible text."""
+    return text.kind == "none" or (text.kind == "invisible_only" and rules.text_layer == "redo")
+
+
+def _pdf_facts(page: PdfPage) -> PageFacts:
+    width, height = page.size
+    grey = page.scan is not None and page.scan.grey
+    return PageFacts(
+        number=page.index + 1,
+        info=imaging.ImageInfo(
+            format="PDF",
+            width=width,
+            height=height,
+            mode="L" if grey else "RGB",
+            frames=1,
+            orientation=1,
+        ),
+        dpi=(page.dpi, page.dpi),
+        to_points=page.to_points,
+        notes=page.notes,
+    )
+
+
+def _open_tiff(data: bytes, rules: Rules) -> OpenDocument:
+    verify_tiff(data, max_pixels=rules.max_pixels, max_pages=rules.max_pages)
+    document = tiff_pages(data, max_pixels=rules.max_pixels, max_pages=rules.max_pages)
+    lock = threading.Lock()  # a TIFF document decodes one page at a time
+    openers = [
+        functools.partial(_open_tiff_page, document, lock, index)
+        for index in range(len(document.pages))
+    ]
+    return OpenDocument(format="TIFF", openers=openers, frames=len(openers), reader=document)
+
+
+def _open_tiff_page(document: TiffDocument, lock: threading.Lock, index: int) -> PageInput:
+    with lock:
+        decoded = document.decode(index)
+    return PageInput(
+        PageFacts(number=index + 1, info=decoded.info, dpi=document.pages[index].dpi),
+        decoded.pixels,
+    )
 
 
 def _open_image(source: Source, rules: Rules, engine: OcrEngine) -> PageInput:

@@ -3,41 +3,57 @@
 :func:`process_file` is the whole path for one file and the per-file
 boundary: every error on the way, expected or not, ends as an
 :class:`~ocrwatch.outcome.Outcome`. Inside it the unit of work is the page
-(:mod:`ocrwatch.pages`): each page in turn is opened, cropped, cut into its
-regions, prepared (every part before any is sent) and read, and the sidecars
-are made from the pages' results. It does not watch, queue, retry or move
-files; the runners (``once``, the daemon) decide what a retryable outcome
-means, and :mod:`ocrwatch.finish` does what follows a finished one. One bad
-file never stops a run.
+(:mod:`ocrwatch.pages`): an image is read as one page on the worker's
+thread; a document's pages are read by :mod:`ocrwatch.reading` on the
+engine's page threads, resuming from the pages an interrupted try kept
+(:mod:`ocrwatch.resume`). The sidecars are made from the pages' entries; a
+document some of whose pages failed for good is written as ``partial``,
+with an error sidecar listing them. It does not watch, queue, retry or
+move files; the runners (``once``, the daemon) decide what a retryable
+outcome means, and :mod:`ocrwatch.finish` does what follows a finished
+one. One bad file never stops a run.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-import os
 import time
 from collections.abc import Collection
 from pathlib import Path
 
-import numpy as np
-
 from ocrwatch import current, sidecar
 from ocrwatch.current import FileFacts
-from ocrwatch.engines.base import OcrEngine, OcrRequest, Prepared
+from ocrwatch.engines.base import OcrEngine
 from ocrwatch.errors import FileError, InternalError, Interrupted, InvalidKeyError, RateLimitError
-from ocrwatch.geometry import Box
 from ocrwatch.outcome import Outcome, Status
-from ocrwatch.pages import PageInput, PageOpener, PageResult, Pixels, Target, open_pages
-from ocrwatch.plan import InboxPlan, Rules
-from ocrwatch.records import record_failure, result_record, result_text
+from ocrwatch.pages import (
+    open_document,
+)
+from ocrwatch.plan import InboxPlan
+from ocrwatch.reading import PageProgress, read_document, read_page
+from ocrwatch.records import (
+    DocumentFacts,
+    document_text,
+    page_entry,
+    partial_record,
+    record_failure,
+    result_record,
+)
+from ocrwatch.resume import KeptPages
 from ocrwatch.sidecar import SidecarPaths, utc_iso
 from ocrwatch.source import Source, SourceGone, read_source
+from ocrwatch.store import StateStore
 
 logger = logging.getLogger(__name__)
 
 RETRYABLE = frozenset({"incomplete", "transient", "output"})
 """Classifications of failures that may go away when the file is tried again later."""
+
+_KNOWN = {
+    "done": Status.SKIPPED,
+    "failed": Status.KNOWN_FAILURE,
+    "partial": Status.KNOWN_PARTIAL,
+}
 
 
 def process_file(
@@ -52,11 +68,17 @@ def process_file(
     first_attempt: float | None = None,
     requests_before: int = 0,
     follow_symlinks: bool = False,
+    resume: StateStore | None = None,
+    on_page: PageProgress | None = None,
 ) -> Outcome:
     """Turn ``path`` into its sidecars, or explain why not. Never raises.
 
     ``requests_before`` counts OCR requests earlier tries of this file made, so
-    the sidecars can say how many it took in all.
+    the sidecars can say how many it took in all. ``resume`` keeps each page
+    of a document as soon as it is read, and gives back the pages an
+    interrupted earlier try read, so that they are not read (or paid for)
+    again. ``on_page`` is told the pages done and the total as a document's
+    pages finish.
 
     A retryable failure whose classification is not in ``give_up`` is returned
     as ``retry`` without an error sidecar, because the caller will try again;
@@ -77,6 +99,8 @@ def process_file(
             first_attempt=first_attempt or started,
             requests_before=requests_before,
             follow_symlinks=follow_symlinks,
+            resume=resume,
+            on_page=on_page,
         )
     except Exception as error:  # noqa: BLE001 - the per-file boundary: a bug in one file's path must not stop the others
         logger.exception("%s: unexpected error; recorded as failed", path)
@@ -114,6 +138,8 @@ def _process(
     first_attempt: float,
     requests_before: int,
     follow_symlinks: bool,
+    resume: StateStore | None,
+    on_page: PageProgress | None,
 ) -> Outcome:
     clock = time.perf_counter()
     paths = SidecarPaths.of(path, inbox.sidecar_dir(path))
@@ -125,21 +151,46 @@ def _process(
             facts = FileFacts(source.size, source.mtime_ns, source.ctime_ns, sha256=source.sha256)
             found = current.verdict(path, inbox, facts, failures=not retry_failed)
             if found is not None:
-                status = Status.SKIPPED if found.status == "done" else Status.KNOWN_FAILURE
-                return Outcome(path, status, found.message, seconds=time.perf_counter() - clock)
+                return Outcome(
+                    path,
+                    _KNOWN[found.status],
+                    found.message,
+                    seconds=time.perf_counter() - clock,
+                )
         sidecar.preflight(paths.result.parent)
         read_seconds = time.perf_counter() - clock
-        pages, decode_seconds = _read_pages(path, source, rules, engine)
+        with open_document(
+            source,
+            rules,
+            engine,
+            password=inbox.pdf_password,
+            read_unterminated="incomplete" in give_up,
+        ) as document:
+            if document.is_document:
+                entries, decode_seconds = read_document(
+                    path,
+                    document,
+                    rules,
+                    engine,
+                    kept=KeptPages(resume, source, rules, earlier=paths.result),
+                    on_page=on_page,
+                )
+            else:
+                page, decode_seconds = read_page(path, document.openers[0], rules, engine)
+                entries = [page_entry(page, rules)]
         ocr_seconds = time.perf_counter() - clock - read_seconds - decode_seconds
-        text = result_text(pages, rules)
+        text = document_text(entries)
         record = result_record(
             source=source,
-            pages=pages,
+            document=DocumentFacts(
+                document.format, document.page_count, document.frames, document.note
+            ),
+            entries=entries,
             rules=rules,
             engine=engine,
             text=text,
             attempt=attempt,
-            requests=requests_before + sum(page.requests for page in pages),
+            requests=requests_before + sum(int(entry["requests"]) for entry in entries),
             timings={
                 "started": utc_iso(started),
                 "finished": utc_iso(time.time()),
@@ -148,7 +199,11 @@ def _process(
                 "ocr_seconds": round(ocr_seconds, 4),
             },
         )
-        sidecar.commit(paths, text, record)
+        partial = record["status"] == "partial"
+        failure = partial_record(record, first_attempt=first_attempt) if partial else None
+        sidecar.commit(paths, text, record, failure=failure)
+        if resume is not None and document.is_document:
+            resume.drop_pages(path)
     except SourceGone:
         return Outcome(
             path,
@@ -192,6 +247,16 @@ def _process(
             sidecar=paths.error,
         )
     seconds = time.perf_counter() - clock
+    if failure is not None:
+        return Outcome(
+            path,
+            Status.PARTIAL,
+            str(failure["error"]["message"]),
+            str(failure["error"]["classification"]),
+            seconds=seconds,
+            chars=len(text),
+            sidecar=paths.result,
+        )
     return Outcome(
         path,
         Status.DONE,
@@ -200,95 +265,3 @@ def _process(
         chars=len(text),
         sidecar=paths.result,
     )
-
-
-def _read_pages(
-    path: Path, source: Source, rules: Rules, engine: OcrEngine
-) -> tuple[list[PageResult], float]:
-    """Each page of the file read in turn; and the seconds spent opening them, waits for a turn included."""
-    pages = []
-    decode_seconds = 0.0
-    for open_page in open_pages(source, rules, engine):
-        page, seconds = _read_page(path, open_page, rules, engine)
-        pages.append(page)
-        decode_seconds += seconds
-    return pages, decode_seconds
-
-
-def _read_page(
-    path: Path, open_page: PageOpener, rules: Rules, engine: OcrEngine
-) -> tuple[PageResult, float]:
-    """One page opened, cropped, its parts prepared, then read; and the seconds spent opening it.
-
-    Raises what opening, preparing and reading raise (ImageError, GeometryError, OcrError...).
-    """
-    started = time.perf_counter()
-    with engine.preparing():
-        page = open_page()
-        open_seconds = time.perf_counter() - started
-        crop_box, prepared = _prepare(path, page, rules, engine)
-        facts = page.facts
-        # What the engine needs is in `prepared` now (for ocr.space, the fitted
-        # uploads): let the decoded page go before waiting for a request slot.
-        del page
-    results = tuple((target, engine.finish(request)) for target, request in prepared)
-    return PageResult(facts, crop_box, results), open_seconds
-
-
-def _prepare(
-    path: Path, page: PageInput, rules: Rules, engine: OcrEngine
-) -> tuple[Box | None, list[tuple[Target, Prepared]]]:
-    """The page's crop and every region's request, prepared: a page that cannot be read fails before any is sent."""
-    width, height = page.size
-    crop_box = rules.crop.resolve(width, height, what="crop") if rules.crop else None
-    within = crop_box or Box(0, 0, width, height)
-    if rules.regions:
-        targets = [
-            Target(
-                name,
-                _offset(rule.resolve(within.width, within.height, what=f"region {name!r}"), within),
-            )
-            for name, rule in rules.regions
-        ]
-    else:
-        targets = [Target(None, within)]
-    whole = crop_box is None and not rules.regions
-    prepared = []
-    for target in targets:
-        request = OcrRequest(
-            image=page.pixels if whole else _cut(_array(page.pixels), target.box),
-            language=rules.language,
-            overlay=rules.overlay,
-            detect_orientation=rules.detect_orientation,
-            scale=bool(rules.option("scale", False)),
-            table=bool(rules.option("table", False)),
-            name=path.stem if target.name is None else f"{path.stem}-{target.name}",
-            original=page.original if whole else None,
-            original_info=page.facts.info if whole else None,
-            before_send=functools.partial(_still_there, path),
-        )
-        prepared.append((target, engine.prepare(request)))
-    return crop_box, prepared
-
-
-def _still_there(path: Path) -> None:
-    """Raise SourceGone if ``path`` was deleted or renamed since it was read."""
-    try:
-        os.lstat(path)
-    except FileNotFoundError:
-        raise SourceGone(str(path)) from None
-
-
-def _array(pixels: Pixels) -> np.ndarray:
-    return pixels() if callable(pixels) else pixels
-
-
-def _offset(box: Box, within: Box) -> Box:
-    return Box(box.x + within.x, box.y + within.y, box.width, box.height)
-
-
-def _cut(pixels: np.ndarray, box: Box) -> np.ndarray:
-    height, width = pixels.shape[:2]
-    if box.x == 0 and box.y == 0 and box.width == width and box.height == height:
-        return pixels
-    return np.ascontiguousarray(pixels[box.y : box.bottom, box.x : box.right])

@@ -1,5 +1,8 @@
 """From a validated config to a plan: the engine, rules and folders of every inbox.
 
+:class:`~ocrwatch.rules.Rules` lives in :mod:`ocrwatch.rules`; it is named here too,
+where callers have always found it.
+
 The config says what the user wrote; the plan says what ocrwatch will do with
 it on this machine: which engine each inbox uses and why, where the API key
 comes from, which language data it needs, and where sidecars go. Problems
@@ -10,8 +13,6 @@ without data) are reported together with those of the config itself.
 from __future__ import annotations
 
 import fnmatch
-import hashlib
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,44 +22,9 @@ from typing import Any
 from ocrwatch.apikey import CREDENTIAL_NAME, ENV_KEY, ApiKey, find_api_key
 from ocrwatch.config import Config, EngineName, InboxConfig, LoadedConfig
 from ocrwatch.errors import ConfigError
-from ocrwatch.geometry import BoxRule, CropRule
+from ocrwatch.rules import Rules as Rules
 
 OCRSPACE_ENGINE2_MAX_SIDE = 5000
-
-
-@dataclass(frozen=True)
-class Rules:
-    """Everything that shapes the OCR result of one image; its fingerprint goes in sidecars."""
-
-    engine: EngineName
-    language: str = "eng"
-    crop: CropRule | None = None
-    regions: tuple[tuple[str, BoxRule], ...] = ()
-    overlay: bool = False
-    detect_orientation: bool = True
-    engine_options: tuple[tuple[str, Any], ...] = ()
-    max_pixels: int = 150_000_000
-
-    def describe(self) -> dict[str, Any]:
-        """The rules as plain JSON data, as recorded in sidecars."""
-        return {
-            "engine": self.engine,
-            "language": self.language,
-            "crop": self.crop.describe() if self.crop else None,
-            "regions": {name: rule.describe() for name, rule in self.regions} or None,
-            "overlay": self.overlay,
-            "detect_orientation": self.detect_orientation,
-            self.engine: dict(self.engine_options),
-        }
-
-    @property
-    def fingerprint(self) -> str:
-        """A hash of :meth:`describe`: equal fingerprints mean an equal result is expected."""
-        canonical = json.dumps(self.describe(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
-
-    def option(self, name: str, default: Any = None) -> Any:
-        return dict(self.engine_options).get(name, default)
 
 
 @dataclass(frozen=True)
@@ -84,10 +50,18 @@ class InboxPlan:
     """Whether sub-folders of :attr:`path` belong to it: ``config.recursive``, unless a walk says otherwise."""
     rules: Rules
     engine_reason: str
+    pdf_password: str | None = field(default=None, repr=False, compare=False)
+    """The first line of ``pdf.password_file``, read when the plan was made."""
 
     @classmethod
     def of(
-        cls, config: InboxConfig, *, index: int | None, rules: Rules, engine_reason: str
+        cls,
+        config: InboxConfig,
+        *,
+        index: int | None,
+        rules: Rules,
+        engine_reason: str,
+        pdf_password: str | None = None,
     ) -> InboxPlan:
         """The plan of the inbox ``config``, covering its folder as configured."""
         return cls(
@@ -97,6 +71,7 @@ class InboxPlan:
             recursive=config.recursive,
             rules=rules,
             engine_reason=engine_reason,
+            pdf_password=pdf_password,
         )
 
     @property
@@ -208,9 +183,18 @@ def make_plan(
             engine, reason = inbox.engine, f"inboxes[{index}].engine"
         else:
             engine, reason = default_engine, default_reason
+        password = None
+        if inbox.pdf.password_file is not None:
+            password, problem = _read_password(inbox.pdf.password_file)
+            if problem:
+                problems.append(loaded.where(["inboxes", index, "pdf", "password_file"]) + problem)
         plans.append(
             InboxPlan.of(
-                inbox, index=index, rules=_rules(config, inbox, engine), engine_reason=reason
+                inbox,
+                index=index,
+                rules=_rules(config, inbox, engine),
+                engine_reason=reason,
+                pdf_password=password,
             )
         )
     loose = InboxPlan.of(
@@ -263,6 +247,20 @@ def make_plan(
     )
 
 
+def _read_password(path: Path) -> tuple[str | None, str | None]:
+    """The first line of a password file, or the problem reading it."""
+    try:
+        with path.open("r", encoding="utf-8") as handle:
+            line = handle.readline(4096)
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        return None, f"cannot read the PDF password file {path}: {reason}"
+    password = line.rstrip("\r\n")
+    if not password:
+        return None, f"the PDF password file {path} is empty: its first line is the password"
+    return password, None
+
+
 def _default_engine(config: Config, key: ApiKey | None) -> tuple[EngineName, str]:
     if config.engine is not None:
         return config.engine, "engine set in the config"
@@ -294,10 +292,14 @@ def _rules(config: Config, inbox: InboxConfig, engine: EngineName) -> Rules:
         language=inbox.language,
         crop=inbox.crop.rule() if inbox.crop else None,
         regions=tuple((name, region.rule()) for name, region in (inbox.regions or {}).items()),
-        overlay=inbox.overlay,
         detect_orientation=inbox.detect_orientation,
         engine_options=_engine_options(config, engine, table=inbox.table, scale=inbox.scale),
         max_pixels=config.max_pixels,
+        text_layer=inbox.pdf.text_layer,
+        max_page_mpixels=inbox.pdf.max_page_mpixels,
+        max_pages=inbox.pdf.max_pages,
+        pdf_upload=config.ocrspace.pdf_upload,
+        pdf_page_limit=config.ocrspace.pdf_page_limit,
     )
 
 

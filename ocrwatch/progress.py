@@ -13,16 +13,29 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TextIO
 
 from ocrwatch.outcome import Outcome
 
 BAR_WIDTH = 24
 REDRAW_INTERVAL = 0.1
-STATUS_ORDER = ("done", "skipped", "known_failure", "failed", "deferred", "retry", "gone")
+STATUS_ORDER = (
+    "done",
+    "partial",
+    "skipped",
+    "known_partial",
+    "known_failure",
+    "failed",
+    "deferred",
+    "retry",
+    "gone",
+)
 STATUS_LABEL = {
     "done": "done",
+    "partial": "partial (some pages failed)",
     "skipped": "skipped (sidecar current)",
+    "known_partial": "partial before (unchanged)",
     "known_failure": "failed before (unchanged)",
     "failed": "failed",
     "deferred": "left for later",
@@ -49,12 +62,23 @@ class ProgressBar:
         self.started = time.monotonic()
         self._last_draw: float | None = None
         self._lock = threading.Lock()
+        self._reading: dict[Path, tuple[int, int]] = {}
         self.draw(force=True)
+
+    def page(self, path: Path, done: int, total: int) -> None:
+        """A page of the document ``path`` is finished: show how far it is."""
+        with self._lock:
+            if done >= total:
+                self._reading.pop(path, None)
+            else:
+                self._reading[path] = (done, total)
+            self.draw()
 
     def advance(self, outcome: Outcome) -> None:
         with self._lock:
             self.finished += 1
-            if outcome.status in ("failed", "known_failure"):
+            self._reading.pop(outcome.path, None)
+            if outcome.status in ("failed", "known_failure", "partial", "known_partial"):
                 self.failed += 1
                 self._clear()
                 self.stream.write(f"failed {outcome.path}: {outcome.message}\n")
@@ -78,6 +102,8 @@ class ProgressBar:
         )
         if self.failed:
             line += f"  {self.failed} failed"
+        for path, (done, total) in list(self._reading.items())[:2]:
+            line += f"  {path.name}: page {done}/{total}"
         width = shutil.get_terminal_size((100, 20)).columns
         self.stream.write("\r" + line[: width - 1] + "\033[K")
         self.stream.flush()

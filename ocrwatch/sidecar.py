@@ -39,12 +39,19 @@ from typing import Any
 from ocrwatch import logs
 from ocrwatch.errors import OutputError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = frozenset({1, 2})
+"""Record versions :func:`load` returns: version 1 (one page per file) is still honoured."""
 TEXT_SUFFIX = ".txt"
 RESULT_SUFFIX = ".json"
 ERROR_SUFFIX = ".error.json"
 TEMP_SUFFIX = ".ocrwatch-tmp"
-MAX_SIDECAR_BYTES = 64 * 1024 * 1024
+MAX_SIDECAR_BYTES = 512 * 1024 * 1024
+"""A record larger than this is not ours (a 500-page dense document's is tens of MiB)."""
+HEAD_BYTES = 64 * 1024
+"""What :func:`load_head` reads first: the identity fields of any record ocrwatch writes."""
+HEAD_END = "text"
+"""Records put every field that says whether they are current before this one."""
 MIN_FREE_BYTES = 4 * 1024 * 1024
 """Below this much free space a folder is treated as full before any OCR is spent."""
 
@@ -165,22 +172,37 @@ def preflight(folder: Path) -> None:
         )
 
 
-def commit(paths: SidecarPaths, text: str, record: dict[str, Any]) -> None:
-    """Write the text and the record (the commit mark, renamed last), then drop an old error sidecar.
+def commit(
+    paths: SidecarPaths,
+    text: str,
+    record: dict[str, Any],
+    *,
+    failure: dict[str, Any] | None = None,
+) -> None:
+    """Write the text and the record (the commit mark), then drop an old error sidecar.
 
-    Raises OutputError when either cannot be written; then neither is changed.
+    ``failure`` (a partial document's error record) is written as the error
+    sidecar instead, renamed after the record: a crash between the two leaves
+    a partial record without its error sidecar, which is not current, so the
+    file's failed pages are read again. Raises OutputError when any cannot be
+    written; then none is changed.
     """
     encoded_text = logs.redact(text).encode("utf-8", errors="backslashreplace")
     record = dict(record, text_sha256=hashlib.sha256(encoded_text).hexdigest())
-    text_temp = _write_temp(paths.text, encoded_text)
+    temps: list[tuple[Path, Path]] = []
     try:
-        record_temp = _write_temp(paths.result, _encode(record))
+        temps.append((_write_temp(paths.text, encoded_text), paths.text))
+        temps.append((_write_temp(paths.result, _encode(record)), paths.result))
+        if failure is not None:
+            temps.append((_write_temp(paths.error, _encode(failure)), paths.error))
     except OutputError:
-        with contextlib.suppress(OSError):
-            text_temp.unlink()
+        for temp, _ in temps:
+            with contextlib.suppress(OSError):
+                temp.unlink()
         raise
-    _install([(text_temp, paths.text), (record_temp, paths.result)])
-    remove_quietly(paths.error)
+    _install(temps)
+    if failure is None:
+        remove_quietly(paths.error)
 
 
 def record_failure(paths: SidecarPaths, record: dict[str, Any]) -> None:
@@ -201,21 +223,77 @@ def load(path: Path) -> dict[str, Any] | None:
         record = json.loads(data)
     except ValueError:
         return None
-    if not isinstance(record, dict) or record.get("schema_version") != SCHEMA_VERSION:
+    if not isinstance(record, dict) or record.get("schema_version") not in READABLE_VERSIONS:
         return None
     return record
 
 
-def matches(
-    record: dict[str, Any] | None, *, fingerprint: str, size: int, mtime_ns: int
-) -> bool | None:
-    """Whether ``record`` describes this file and settings, judged by size and mtime alone.
+def load_head(path: Path) -> dict[str, Any] | None:
+    """The fields of the record at ``path`` that come before its text: enough to judge it.
 
-    True: same settings, size and mtime (no need to hash). False: the settings or
-    the size differ, so it is stale. None: same settings and size, other mtime;
-    only the sha256 can tell.
+    A document's record holds every page's words and may run to tens of
+    megabytes; whether it is current is told by a few fields at its start
+    (version, status, source, fingerprints). This reads the top-level fields
+    one by one from the first :data:`HEAD_BYTES` and stops at ``text``. A
+    record laid out otherwise (hand-made, or longer fields first) is loaded
+    whole. None as :func:`load` gives None.
     """
-    if record is None or record.get("settings_fingerprint") != fingerprint:
+    try:
+        with path.open("rb") as handle:
+            start = handle.read(HEAD_BYTES)
+    except OSError:
+        return None
+    head = _top_fields(start.decode("utf-8", errors="replace"))
+    if head is None or "schema_version" not in head:
+        return load(path)
+    if head.get("schema_version") not in READABLE_VERSIONS:
+        return None
+    return head
+
+
+def _top_fields(text: str) -> dict[str, Any] | None:
+    """The top-level fields of a JSON object before ``HEAD_END``; None when ``text`` cuts first."""
+    decoder = json.JSONDecoder()
+    fields: dict[str, Any] = {}
+    position = _skip(text, 0)
+    if not text.startswith("{", position):
+        return None
+    position += 1
+    try:
+        while True:
+            position = _skip(text, position)
+            if text.startswith("}", position):
+                return fields
+            key, position = decoder.raw_decode(text, position)
+            if not isinstance(key, str) or key == HEAD_END:
+                return fields if key == HEAD_END else None
+            position = _skip(text, position)
+            if not text.startswith(":", position):
+                return None
+            value, position = decoder.raw_decode(text, _skip(text, position + 1))
+            fields[key] = value
+            position = _skip(text, position)
+            if text.startswith(",", position):
+                position += 1
+    except ValueError:
+        return None
+
+
+def _skip(text: str, position: int) -> int:
+    while position < len(text) and text[position] in " \t\r\n":
+        position += 1
+    return position
+
+
+def matches(record: dict[str, Any] | None, *, size: int, mtime_ns: int) -> bool | None:
+    """Whether ``record`` describes this file, judged by size and mtime alone.
+
+    True: same size and mtime (no need to hash). False: the size differs, so
+    it is stale. None: same size, other mtime; only the sha256 can tell.
+    Whether it was made with the same settings is :mod:`ocrwatch.current`'s
+    question.
+    """
+    if record is None:
         return False
     source = record.get("source")
     if not isinstance(source, dict) or source.get("size") != size:

@@ -3,7 +3,9 @@
 The sidecars are the truth about what was done. This SQLite file only makes
 that truth cheap to consult (so a restart over ten thousand finished images
 does not parse ten thousand JSON files) and remembers what sidecars cannot:
-how often a file was tried, and until when ocr.space asked us to pause.
+how often a file was tried, until when ocr.space asked us to pause, and the
+pages of a document read so far (so an interrupted document resumes without
+paying for its finished pages again).
 
 Losing it is harmless: a missing store is created empty, a corrupt one is
 moved aside and replaced, and if the store fails while running, the daemon
@@ -59,6 +61,14 @@ CREATE TABLE IF NOT EXISTS attempts (
     message TEXT
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS pages (
+    path TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    entry TEXT NOT NULL,
+    PRIMARY KEY (path, number)
+);
 """
 
 
@@ -114,7 +124,7 @@ class CachedFile:
     mtime_ns: int
     fingerprint: str
     status: str
-    """``done`` (result sidecar) or ``failed`` (error sidecar)."""
+    """``done`` (result sidecar), or ``failed`` or ``partial`` (error sidecar)."""
     sidecar_size: int
     sidecar_mtime_ns: int
 
@@ -239,6 +249,7 @@ class StateStore:
             if db is not None:
                 db.execute("DELETE FROM files WHERE path=?", (_key(path),))
                 db.execute("DELETE FROM attempts WHERE path=?", (_key(path),))
+                db.execute("DELETE FROM pages WHERE path=?", (_key(path),))
 
     def attempts(self, path: Path, size: int, mtime_ns: int) -> Attempts | None:
         """Earlier tries of this exact file version (same size and mtime), if any."""
@@ -281,6 +292,38 @@ class StateStore:
         with self._use() as db:
             if db is not None:
                 db.execute("DELETE FROM attempts WHERE path=?", (_key(path),))
+
+    def saved_pages(self, path: Path, sha256: str, fingerprint: str) -> dict[int, str]:
+        """The pages of this version of ``path`` read so far under ``fingerprint``: number to entry."""
+        with self._use() as db:
+            if db is None:
+                return {}
+            rows = db.execute(
+                "SELECT number, entry FROM pages WHERE path=? AND sha256=? AND fingerprint=?",
+                (_key(path), sha256, fingerprint),
+            ).fetchall()
+            return {int(number): str(entry) for number, entry in rows}
+        return {}
+
+    def save_page(self, path: Path, sha256: str, fingerprint: str, number: int, entry: str) -> None:
+        """Keep one page's finished entry; pages of another version of the file are dropped."""
+        key = _key(path)
+        with self._use() as db:
+            if db is not None:
+                db.execute(
+                    "DELETE FROM pages WHERE path=? AND (sha256<>? OR fingerprint<>?)",
+                    (key, sha256, fingerprint),
+                )
+                db.execute(
+                    "INSERT OR REPLACE INTO pages VALUES (?,?,?,?,?)",
+                    (key, sha256, fingerprint, number, entry),
+                )
+
+    def drop_pages(self, path: Path) -> None:
+        """Forget the pages kept for ``path`` (its sidecars now hold them)."""
+        with self._use() as db:
+            if db is not None:
+                db.execute("DELETE FROM pages WHERE path=?", (_key(path),))
 
     def get(self, key: str) -> str | None:
         with self._use() as db:

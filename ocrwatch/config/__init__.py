@@ -33,7 +33,9 @@ from ocrwatch.config.inbox import (
     HookConfig,
     HookEvent,
     InboxConfig,
+    PdfConfig,
     RegionConfig,
+    TextLayer,
     WatchSetting,
 )
 from ocrwatch.config.loading import LoadedConfig, default_config, load_config, parse_config
@@ -74,9 +76,11 @@ __all__ = [
     "MetricsConfig",
     "Model",
     "OcrSpaceConfig",
+    "PdfConfig",
     "RateLimitConfig",
     "RegionConfig",
     "TesseractConfig",
+    "TextLayer",
     "WatchSetting",
     "config_schema",
     "default_config",

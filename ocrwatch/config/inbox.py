@@ -16,7 +16,17 @@ from pydantic import Field, WithJsonSchema, field_validator, model_validator
 from ocrwatch.config.base import ConfigPath, EngineName, LengthValue, Model
 from ocrwatch.geometry import BoxRule, CropRule, Length, MarginRule
 
-DEFAULT_PATTERNS = ("*.jpg", "*.jpeg", "*.png", "*.tif", "*.tiff", "*.bmp", "*.gif", "*.webp")
+DEFAULT_PATTERNS = (
+    "*.jpg",
+    "*.jpeg",
+    "*.png",
+    "*.tif",
+    "*.tiff",
+    "*.bmp",
+    "*.gif",
+    "*.webp",
+    "*.pdf",
+)
 LANGUAGE_PATTERN = re.compile(r"^(?:[a-z]{3}|auto)$")
 REGION_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 
@@ -24,6 +34,8 @@ WatchSetting = Literal["auto", "native", "poll"]
 """How an inbox notices new files, as configured (``auto`` is decided per mount by the watcher)."""
 AfterAction = Literal["keep", "move", "delete"]
 """What happens to an image once its sidecars are written."""
+TextLayer = Literal["skip", "redo", "force"]
+"""Which PDF pages are OCR'd: those without text, also those with only invisible text, or all."""
 
 
 class CropConfig(Model):
@@ -79,7 +91,7 @@ class RegionConfig(Model):
 
 
 HOOK_PLACEHOLDERS = ("image", "text", "json", "error", "status", "inbox", "name")
-HookEvent = Literal["done", "failed"]
+HookEvent = Literal["done", "failed", "partial"]
 
 
 class HookConfig(Model):
@@ -90,12 +102,20 @@ class HookConfig(Model):
         WithJsonSchema(
             {
                 "anyOf": [
-                    {"enum": ["done", "failed"]},
-                    {"type": "array", "items": {"enum": ["done", "failed"]}, "minItems": 1},
+                    {"enum": ["done", "failed", "partial"]},
+                    {
+                        "type": "array",
+                        "items": {"enum": ["done", "failed", "partial"]},
+                        "minItems": 1,
+                    },
                 ]
             }
         ),
-    ] = Field(("done", "failed"), description="Which outcomes trigger the hook.")
+    ] = Field(
+        ("done", "failed", "partial"),
+        description="Which outcomes trigger the hook: done, failed, partial (a document some "
+        "of whose pages failed).",
+    )
     command: tuple[str, ...] | None = Field(
         None,
         description="Program and arguments, run without a shell; placeholders "
@@ -146,8 +166,36 @@ class HookConfig(Model):
         if (self.command is None) == (self.url is None):
             raise ValueError("a hook needs exactly one of command or url")
         if not self.events:
-            raise ValueError("events: name at least one of done, failed")
+            raise ValueError("events: name at least one of done, failed, partial")
         return self
+
+
+class PdfConfig(Model):
+    """How an inbox reads PDFs."""
+
+    text_layer: TextLayer = Field(
+        "skip",
+        description="Text a page already has: skip (use any text, OCR only pages without), "
+        "redo (also OCR pages whose only text is invisible, like an earlier OCR layer), "
+        "force (OCR every page).",
+    )
+    password_file: ConfigPath | None = Field(
+        None,
+        description="A file whose first line is the password of this inbox's encrypted PDFs.",
+    )
+    max_pages: int = Field(
+        500,
+        ge=1,
+        le=100_000,
+        description="PDFs and TIFFs with more pages are refused before any page is read.",
+    )
+    max_page_mpixels: float = Field(
+        50.0,
+        gt=0,
+        le=1000,
+        description="Largest page render in megapixels; a larger page is rendered at a lower "
+        "resolution, with a note.",
+    )
 
 
 class InboxConfig(Model):
@@ -167,10 +215,16 @@ class InboxConfig(Model):
     regions: dict[str, RegionConfig] | None = Field(
         None, description="Named boxes OCR'd separately (inside the crop), e.g. date, total."
     )
-    overlay: bool = Field(False, description="Record word boxes in the .json sidecar.")
+    overlay: bool = Field(
+        False,
+        description="Obsolete and ignored: word boxes, lines and blocks are always recorded.",
+    )
     detect_orientation: bool = Field(True, description="Let the engine turn sideways pages.")
     scale: bool = Field(False, description="ocr.space server-side upscaling for low-res images.")
     table: bool = Field(False, description="Keep table rows line by line (ocr.space isTable).")
+    pdf: PdfConfig = Field(
+        default_factory=PdfConfig, description="How PDFs are read: text layer, password, limits."
+    )
     output: ConfigPath | None = Field(
         None, description="Folder for sidecars (default: next to each image)."
     )

@@ -82,6 +82,22 @@ class OcrSpaceConfig(Model):
         "only the count); `ocrwatch once` counts within its own run. Off when absent or null.",
     )
 
+    pdf_upload: Literal["pages", "document"] = Field(
+        "pages",
+        description="How a PDF goes to ocr.space: `pages` (each page rendered here and sent as "
+        "its own request, fitted like an image) or `document` (the whole PDF in one request, "
+        "rendered by ocr.space; used only for PDFs within `pdf_page_limit` pages and "
+        "`max_upload_bytes`, in inboxes without crop or regions, when every page needs OCR; "
+        "otherwise pages).",
+    )
+    pdf_page_limit: int = Field(
+        3,
+        ge=1,
+        le=9999,
+        description="Most pages ocr.space reads of one PDF: 3 on the free and PRO plans, more "
+        "with a PRO PDF key. Longer PDFs go page by page.",
+    )
+
     @field_validator("endpoint", mode="before")
     @classmethod
     def _endpoint_list(cls, value: Any) -> Any:

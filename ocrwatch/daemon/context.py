@@ -31,6 +31,8 @@ class Stats:
     outcomes: Counter[str] = field(default_factory=Counter)
     last_error: str | None = None
     started: float = field(default_factory=time.time)
+    reading: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    """Documents being read: pages done and pages in all (each entry set by one worker)."""
 
     def of(self, inbox: Path) -> InboxStats:
         return self.inboxes.setdefault(inbox, InboxStats())

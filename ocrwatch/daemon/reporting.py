@@ -177,12 +177,18 @@ class Reporter:
                     "waiting": sum(n for state, n in waiting.items() if state != "running"),
                     "in_progress": waiting.get("running", 0),
                     "done": counted.outcomes["done"],
+                    "partial": counted.outcomes["partial"],
                     "failed": counted.outcomes["failed"],
                     "skipped": counted.outcomes["skipped"],
                     "last_error": counted.last_error,
                     "last_error_at": utc_iso(counted.last_error_at)
                     if counted.last_error_at
                     else None,
+                    "documents": [
+                        {"path": str(path), "pages_done": done, "pages": total}
+                        for path, (done, total) in sorted(stats.reading.copy().items())
+                        if inbox.contains(path)
+                    ],
                 }
             )
         return {

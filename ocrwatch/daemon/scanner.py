@@ -74,13 +74,17 @@ class Scanner:
             queued = 0
             backlogs: list[tuple[Path, Backlog]] = []
             for target in targets:
-                backlog = Backlog()
+                # Only the first scan's backlog is logged: later scans do not count (a
+                # document's pages are counted by opening it).
+                backlog = Backlog() if first else None
                 try:
                     queued += self._scan(target, folder, clean=first, backlog=backlog)
                 except Exception:  # noqa: BLE001 - thread entry point: a scan failure must not end the scanner
                     logger.exception("scanning %s failed", target.path)
-                    backlog.partial = True
-                backlogs.append((target.path, backlog))
+                    if backlog is not None:
+                        backlog.partial = True
+                if backlog is not None:
+                    backlogs.append((target.path, backlog))
             logger.log(
                 logging.INFO if reason != "periodic rescan" or queued else logging.DEBUG,
                 "scan (%s) of %s: %d file(s) to process, %.2f s",
@@ -96,7 +100,9 @@ class Scanner:
                 self.initial_scan_done.set()
                 context.wakeup.set()
 
-    def _scan(self, inbox: InboxPlan, folder: Path | None, *, clean: bool, backlog: Backlog) -> int:
+    def _scan(
+        self, inbox: InboxPlan, folder: Path | None, *, clean: bool, backlog: Backlog | None
+    ) -> int:
         """Queue the files of ``inbox`` (or of its ``folder``) that need work; count the waiting ones.
 
         Returns how many were queued. ``backlog`` counts the files that wait
@@ -131,13 +137,16 @@ class Scanner:
             # A finished file whose inbox moves or deletes finished files is queued all the
             # same: a crash came between its sidecars and its move, and the worker that takes
             # it finds the sidecar current and completes the move without sending anything.
-            if judged is not None and not after.changes_location(
-                inbox, success=judged.status == "done"
+            # A partial document stays where it is (neither done nor failed).
+            if judged is not None and (
+                judged.status == "partial"
+                or not after.changes_location(inbox, success=judged.status == "done")
             ):
                 continue
             if not tracker.found(path, inbox, mtime_ns=facts.mtime_ns):
                 self.incomplete.add(inbox.path)
-                backlog.partial = True
+                if backlog is not None:
+                    backlog.partial = True
                 logger.info(
                     "%s: %d files waiting; the rest of the backlog follows as they finish",
                     inbox.path,
@@ -145,9 +154,9 @@ class Scanner:
                 )
                 break
             queued += 1
-            if judged is None:
+            if judged is None and backlog is not None:
                 backlog.add(path, inbox)
-        if self.context.stop.is_set():
+        if self.context.stop.is_set() and backlog is not None:
             backlog.partial = True
         return queued
 

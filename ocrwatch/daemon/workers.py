@@ -9,10 +9,12 @@ back because the API paused or the key was rejected.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import random
 import threading
 import time
+from pathlib import Path
 
 from ocrwatch import current, engines, logs
 from ocrwatch.apikey import KeyHolder
@@ -159,10 +161,16 @@ class Workers:
             first_attempt=entry.first_attempt,
             requests_before=entry.requests,
             follow_symlinks=inbox.config.follow_symlinks,
+            resume=store,
+            on_page=functools.partial(self._on_page, entry.path),
         )
+        self.context.stats.reading.pop(entry.path, None)
         if isinstance(outcome.error, OcrError):
             entry.requests += outcome.error.attempts
         self._handle(slot, entry, outcome)
+
+    def _on_page(self, path: Path, done: int, total: int) -> None:
+        self.context.stats.reading[path] = (done, total)
 
     def _give_up(self, entry: Entry) -> frozenset[str]:
         """The retryable classifications for which this attempt is the last."""
@@ -181,9 +189,11 @@ class Workers:
         stats.count(inbox, status)
         if status is Status.DONE:
             logger.info("done %s: %s in %.2f s", entry.path, outcome.message, outcome.seconds)
-        elif status is Status.FAILED:
+        elif status in (Status.FAILED, Status.PARTIAL):
             stats.error(inbox, f"{entry.path.name}: {outcome.message}")
-            logger.error("failed %s: [%s] %s", entry.path, outcome.classification, outcome.message)
+            logger.error(
+                "%s %s: [%s] %s", status, entry.path, outcome.classification, outcome.message
+            )
         elif status is Status.RETRY:
             self._retry(entry, outcome)
             return

@@ -19,7 +19,7 @@ from typing import Literal
 import pypdfium2.raw as pdfium
 
 from ocrwatch.documents.pdfium import Handle, rect
-from ocrwatch.layout import Affine, Box
+from ocrwatch.layout import Affine, Block, Box, Line, Page, ScaleShift, Word
 
 TextKind = Literal["none", "visible", "invisible_only"]
 """What text a page carries: none at all, some that shows, or only an invisible layer."""
@@ -33,6 +33,9 @@ class PdfChar:
     """One character of a page's text as PDFium extracts it."""
 
     text: str
+    index: int
+    """Its position in :attr:`PageText.text`: characters between two drawn ones (spaces and
+    line breaks PDFium inferred) separate words."""
     visible: bool
     """False when drawn in an invisible render mode (3 or 7)."""
     points: Box
@@ -71,17 +74,19 @@ def read_text(page: Handle, to_points: Affine) -> PageText:
         count = pdfium.FPDFText_CountChars(text_page)
         letters: list[str] = []
         chars: list[PdfChar] = []
+        previous = ""
         for index in range(max(count, 0)):
             letter = chr(pdfium.FPDFText_GetUnicode(text_page, index))
-            letters.append(letter)
-            drawn = _drawn(text_page, index, letter, to_pixels)
+            after_return, previous = previous == "\r", letter
+            if letter == "\n" and after_return:
+                continue  # PDFium ends lines with \r\n: one line break
+            letters.append("\n" if letter == "\r" else letter)
+            drawn = _drawn(text_page, index, letter, len(letters) - 1, to_pixels)
             if drawn is not None:
                 chars.append(drawn)
     finally:
         pdfium.FPDFText_ClosePage(text_page)
-    return PageText(
-        text="".join(letters).replace("\r\n", "\n"), chars=tuple(chars), kind=kind_of(chars)
-    )
+    return PageText(text="".join(letters), chars=tuple(chars), kind=kind_of(chars))
 
 
 def kind_of(chars: list[PdfChar] | tuple[PdfChar, ...]) -> TextKind:
@@ -94,7 +99,9 @@ def kind_of(chars: list[PdfChar] | tuple[PdfChar, ...]) -> TextKind:
     return "invisible_only"
 
 
-def _drawn(text_page: Handle, index: int, letter: str, to_pixels: Affine) -> PdfChar | None:
+def _drawn(
+    text_page: Handle, index: int, letter: str, position: int, to_pixels: Affine
+) -> PdfChar | None:
     """Character ``index`` with its box and visibility; None for one PDFium inferred."""
     if pdfium.FPDFText_IsGenerated(text_page, index) == 1:
         return None
@@ -107,7 +114,65 @@ def _drawn(text_page: Handle, index: int, letter: str, to_pixels: Affine) -> Pdf
     mode = pdfium.FPDFTextObj_GetTextRenderMode(text_object)
     return PdfChar(
         text=letter,
+        index=position,
         visible=mode not in _HIDDEN_MODES,
         points=points,
         pixels=to_pixels.box(points),
     )
+
+
+def layout_of(text: PageText, within: Box) -> Page:
+    """The drawn words inside ``within`` (by their centres) as a page of lines, boxes relative to it.
+
+    Words are runs of drawn, non-blank characters with nothing between them
+    in the page's text; a line break in the text starts a new line. The
+    page's text is its words, lines joined by line breaks; the whole page's
+    text is better taken from :attr:`PageText.text`, which keeps PDFium's
+    spacing.
+    """
+    lines: list[list[list[PdfChar]]] = []
+    previous: PdfChar | None = None
+    for char in text.chars:
+        between = text.text[previous.index + 1 : char.index] if previous is not None else ""
+        if previous is None or "\n" in between or previous.text in ("\r", "\n"):
+            lines.append([])
+        if char.text.isspace():
+            previous = char
+            continue
+        line = lines[-1]
+        if not line or between or (previous is not None and previous.text.isspace()):
+            line.append([])
+        line[-1].append(char)
+        previous = char
+    shift = ScaleShift(dx=-within.left, dy=-within.top)
+    found: list[Line] = []
+    for line_chars in lines:
+        words = []
+        for word_chars in line_chars:
+            box = Box.around([char.pixels for char in word_chars])
+            if _inside(box, within):
+                words.append(
+                    Word(
+                        "".join(char.text for char in word_chars),
+                        *_edges(shift.box(box)),
+                        line=len(found),
+                    )
+                )
+        if words:
+            found.append(Line(box=Box.around([word.box for word in words]), words=tuple(words)))
+    if not found:
+        return Page(text="")
+    return Page(
+        text="\n".join(" ".join(word.text for word in line.words) for line in found),
+        words=tuple(word for line in found for word in line.words),
+        blocks=(Block(box=Box.around([line.box for line in found]), lines=tuple(found)),),
+    )
+
+
+def _inside(box: Box, within: Box) -> bool:
+    centre_x, centre_y = box.left + box.width / 2, box.top + box.height / 2
+    return within.left <= centre_x < within.right and within.top <= centre_y < within.bottom
+
+
+def _edges(box: Box) -> tuple[float, float, float, float]:
+    return box.left, box.top, box.width, box.height

@@ -21,6 +21,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
@@ -148,6 +149,10 @@ class OcrEngine(abc.ABC):
     needs_language_data: ClassVar[bool] = False
     """True when the engine reads languages from data installed here (checked at start)."""
     observer: RequestObserver | None = None
+    page_workers: int = 1
+    """Pages of one document read at once: what the engine can take in parallel."""
+    _page_pool: ThreadPoolExecutor | None = None
+    _page_pool_lock: ClassVar[threading.Lock] = threading.Lock()
 
     @classmethod
     @abc.abstractmethod
@@ -186,6 +191,20 @@ class OcrEngine(abc.ABC):
         """Read a prepared image. Thread-safe. Raises like :meth:`recognize`."""
         return self.recognize(prepared.request)
 
+    def reads_pdf(self) -> bool:
+        """True when the engine can read a whole PDF itself (:meth:`recognize_pdf`)."""
+        return False
+
+    pdf_render_dpi: float = 96.0
+    """The resolution of the pixels :meth:`recognize_pdf`'s pages are measured in."""
+
+    def recognize_pdf(self, data: bytes, request: OcrRequest) -> OcrResult:
+        """Read a whole PDF in one go: one result page per PDF page, in pixels of :attr:`pdf_render_dpi`.
+
+        Only for engines whose :meth:`reads_pdf` is True. Raises like :meth:`recognize`.
+        """
+        raise NotImplementedError(f"the {self.name} engine does not read PDFs whole")
+
     def takes_original(self, original: bytes, info: ImageInfo) -> bool:
         """True when a whole file's own bytes would be read as they are, without its pixels.
 
@@ -202,5 +221,26 @@ class OcrEngine(abc.ABC):
         """Engine-level settings that shape results, recorded in sidecars (never secrets)."""
         return {}
 
-    def close(self) -> None:  # noqa: B027 - optional hook, most engines hold nothing
-        """Release sessions and native handles."""
+    def page_pool(self) -> Executor:
+        """The threads that read the pages of documents, :attr:`page_workers` of them, made on first use.
+
+        One pool per engine, shared by every document, so that documents read
+        at once share the engine's parallelism instead of multiplying it.
+        """
+        with self._page_pool_lock:
+            if self._page_pool is None:
+                self._page_pool = ThreadPoolExecutor(
+                    max_workers=max(1, self.page_workers), thread_name_prefix=f"{self.name}-page"
+                )
+            return self._page_pool
+
+    def close_pages(self) -> None:
+        """Stop the page threads: pages not started are dropped. Called by :meth:`close`."""
+        with self._page_pool_lock:
+            pool, self._page_pool = self._page_pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def close(self) -> None:
+        """Release sessions and native handles; subclasses call this too."""
+        self.close_pages()

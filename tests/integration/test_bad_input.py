@@ -155,25 +155,33 @@ def test_unusual_pixel_formats_are_read(
     assert 0 == daemon.stop()
 
 
-def test_animated_gif_and_multipage_tiff_read_the_first_frame_and_say_so(
+def test_an_animated_gif_reads_its_first_frame_and_a_multipage_tiff_every_page(
     make_daemon: Callable[..., DaemonProcess], inbox: Path, server: FakeOcrSpace
 ) -> None:
-    """Only the first frame or page is read, and the record's note and frame count say so."""
+    """A GIF's later frames are not pages: only the first is read, and the note says so.
+    A TIFF's pages are: each is read, the .txt has a form feed between them."""
     server.mode = "tesseract"
     daemon = make_daemon([{"path": str(inbox)}]).start()
     (inbox / "animated.gif").write_bytes(two_frames("Opening frame", "Closing scene", "GIF"))
     (inbox / "pages.tif").write_bytes(two_frames("Opening frame", "Closing scene", "TIFF"))
     wait_until(lambda: finished(inbox / "animated.gif") and finished(inbox / "pages.tif"), 30)
-    for name in ("animated.gif", "pages.tif"):
-        record = done_record(inbox / name)
-        assert 2 == record["image"]["frames"], name
-        assert "first" in record.get("note", ""), name
-        assert fuzz.partial_ratio("opening frame", record["text"].lower()) >= MIN_TEXT_SIMILARITY, (
-            record["text"]
-        )
-        assert fuzz.partial_ratio("closing scene", record["text"].lower()) < 60, (
-            f"{name}: read a later frame"
-        )
+    gif = done_record(inbox / "animated.gif")
+    assert ({"format": "GIF", "pages": 1, "frames": 2}, 1) == (gif["document"], len(gif["pages"]))
+    assert "first" in gif.get("note", "")
+    assert fuzz.partial_ratio("opening frame", gif["text"].lower()) >= MIN_TEXT_SIMILARITY, gif[
+        "text"
+    ]
+    assert fuzz.partial_ratio("closing scene", gif["text"].lower()) < 60, "read a later frame"
+    tiff = done_record(inbox / "pages.tif")
+    sent = {Path(name).stem for name in server.count_by_filename()}
+    assert ("TIFF", 2, {"animated", "pages", "pages-p2"}) == (
+        tiff["document"]["format"],
+        tiff["document"]["pages"],
+        sent,  # the GIF once, each TIFF page under its own name
+    )
+    first, second = tiff["text"].split("\f")
+    assert fuzz.partial_ratio("opening frame", first.lower()) >= MIN_TEXT_SIMILARITY, first
+    assert fuzz.partial_ratio("closing scene", second.lower()) >= MIN_TEXT_SIMILARITY, second
     assert 0 == daemon.stop()
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from ocrwatch.records import without_overlay
 from tests.support import ocrspace_fixtures
 from tests.support.commands import SCHEMA, ocrwatch, record, save, text_of, write_config
 from tests.support.ocrspace_server import FakeOcrSpace, RecordedRequest
@@ -233,26 +234,40 @@ def test_every_fixture_has_an_expected_run() -> None:
 
 @pytest.mark.parametrize("name", expecting(Done))
 def test_a_usable_answer_gives_text_and_json_sidecars(tmp_path: Path, name: str) -> None:
-    """One request; the .txt holds the pages' text, the .json each page and the raw answer."""
+    """One request; the .txt holds the answer's text, the .json its words and the raw answer.
+
+    An answer of several pages (as for a PDF) is one request's result: its
+    words follow each other, each line counted once across the pages, its
+    orientation is the first page's, its page errors are joined.
+    """
     expected = EXPECTED[name]
     assert isinstance(expected, Done)
     run = replay(name, tmp_path)
     assert (0, 1) == (run.result.returncode, len(run.requests)), run.result.stderr
     data = record(run.inbox / "scan.png")
-    pages = tuple(
-        read(
-            entry["text"],
-            orientation=entry["orientation"],
-            error=entry["error"],
-            words=tuple(
-                (w["text"], w["left"], w["top"], w["width"], w["height"], w["line"])
-                for w in entry["words"]
-            ),
-        )
-        for entry in data["results"][0]["pages"]
+    result = data["pages"][0]["results"][0]
+    orientations = [page[1] for page in expected.pages if page[1] is not None]
+    errors = [page[2] for page in expected.pages if page[2]]
+    assert (
+        expected.text,
+        orientations[0] if orientations else None,
+        "; ".join(errors) or None,
+        [word[:5] for page in expected.pages for word in page[3]],
+    ) == (
+        text_of(run.inbox / "scan.png"),
+        result["orientation"],
+        result.get("error"),
+        [(w["text"], w["left"], w["top"], w["width"], w["height"]) for w in result["words"]],
     )
-    assert (expected.text, expected.pages) == (text_of(run.inbox / "scan.png"), pages)
-    assert (ocrspace_fixtures.load(name).body, 1) == (data["results"][0]["raw"], data["requests"])
+    lines = [
+        (page_index, word[5]) for page_index, page in enumerate(expected.pages) for word in page[3]
+    ]
+    # Words of one engine line share one line of the record, and lines do not repeat.
+    assert len(set(lines)) == len({w["line"] for w in result["words"]})
+    assert (without_overlay(ocrspace_fixtures.load(name).body), 1) == (
+        result["raw"],
+        data["requests"],
+    )
     assert ["scan.png.json", "scan.png.txt"] == sidecars(run.inbox)
 
 

@@ -114,10 +114,16 @@ def test_once_skips_current_and_redoes_changed_settings(tmp_path: Path) -> None:
         r"^skipped \(sidecar current\) +1$", second.stderr, re.M
     )
     assert first == (inbox / "a.png.json").stat().st_mtime_ns
+    # The obsolete overlay changes nothing (words are always kept): still current.
     write_config(tmp_path, {"engine": "tesseract", "inboxes": [{"path": "in", "overlay": True}]})
+    assert re.search(r"^skipped", ocrwatch("once", "-c", str(config)).stderr, re.M)
+    assert record(inbox / "a.png")["pages"][0]["results"][0]["words"]
+    write_config(
+        tmp_path,
+        {"engine": "tesseract", "inboxes": [{"path": "in", "detect_orientation": False}]},
+    )
     third = ocrwatch("once", "-c", str(config))
-    assert re.search(r"^done +1$", third.stderr, re.M)
-    assert record(inbox / "a.png")["results"][0]["pages"][0]["words"]
+    assert re.search(r"^done +1$", third.stderr, re.M), third.stderr
 
 
 def test_rendered_pages_through_the_local_engine(tmp_path: Path) -> None:
@@ -135,7 +141,9 @@ def test_rendered_pages_through_the_local_engine(tmp_path: Path) -> None:
     assert cer(text_of(photo), spread.text) <= CER_BUDGET
     assert set() == set(text_of(photo).split()) & (set(facing.split()) - set(spread.text.split()))
     width, height = spread.image.size
-    assert {"x": width // 2, "y": 0, "width": width // 2, "height": height} == record(photo)["crop"]
+    assert {"x": width // 2, "y": 0, "width": width // 2, "height": height} == record(photo)[
+        "pages"
+    ][0]["crop"]
 
 
 # crop, regions, coordinates
@@ -173,8 +181,8 @@ def test_crop_cuts_the_facing_page_and_boxes_stay_in_original_coordinates(
     assert "FACINGPAGE" not in text and "secret" not in text
     assert "The wanted page" in text
     data = record(inbox / "spread.jpg")
-    assert {"x": 640, "y": 0, "width": 760, "height": 500} == data["crop"]
-    words = {w["text"]: w for w in data["results"][0]["pages"][0]["words"]}
+    assert {"x": 640, "y": 0, "width": 760, "height": 500} == data["pages"][0]["crop"]
+    words = {w["text"]: w for w in data["pages"][0]["results"][0]["words"]}
     for word, left, top, _, _ in placed:
         if word in words:
             assert abs(words[word]["left"] - left) <= 6, (word, words[word], left)
@@ -207,7 +215,7 @@ def test_regions_are_read_separately_and_named(tmp_path: Path) -> None:
     assert [
         ("date", {"x": 600, "y": 0, "width": 600, "height": 150}),
         ("total", {"x": 600, "y": 450, "width": 600, "height": 150}),
-    ] == [(entry["name"], entry["box"]) for entry in data["results"]]
+    ] == [(entry["name"], entry["box"]) for entry in data["pages"][0]["results"]]
 
 
 def test_a_region_that_cannot_fit_fails_the_file_before_any_request(tmp_path: Path) -> None:
@@ -270,11 +278,11 @@ def test_exif_orientation_crop_and_boxes_refer_to_the_upright_image(tmp_path: Pa
     assert 0 == result.returncode, result.stderr
     data = record(inbox / "photo.jpg")
     assert (800, 300, 6) == (
-        data["image"]["width"],
-        data["image"]["height"],
-        data["image"]["orientation"],
+        data["pages"][0]["image"]["width"],
+        data["pages"][0]["image"]["height"],
+        data["pages"][0]["image"]["orientation"],
     )
-    words = {w["text"]: w for w in data["results"][0]["pages"][0]["words"]}
+    words = {w["text"]: w for w in data["pages"][0]["results"][0]["words"]}
     first = placed[0]
     assert (
         abs(words["Upright"]["left"] - first.left) <= 6
@@ -327,7 +335,7 @@ def test_upload_fits_the_budget_for_a_large_colour_scan(tmp_path: Path) -> None:
         (request,) = fake.requests
     assert 0 == result.returncode, result.stderr
     assert len(request.data) <= 1_048_576
-    upload = record(inbox / "a4.png")["results"][0]["upload"]
+    upload = record(inbox / "a4.png")["pages"][0]["results"][0]["upload"]
     assert upload["bytes"] == len(request.data)
     assert "invoice" in text_of(inbox / "a4.png") or "payment" in text_of(inbox / "a4.png")
     decoded = Image.open(io.BytesIO(request.data))

@@ -92,5 +92,5 @@ def read_through_fake_ocrspace(folder: Path, truths: dict[Path, str], *, below: 
         assert cer(text_of(path), truth) < below, path.name
         data = record(path)
         assert "ocrspace" == data["engine"]["name"]
-        assert 1 == data["results"][0]["raw"]["OCRExitCode"]
+        assert 1 == data["pages"][0]["results"][0]["raw"]["OCRExitCode"]
     assert KEY not in result.stderr + "".join(p.read_text() for p in inbox.glob("*.json"))

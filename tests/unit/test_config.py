@@ -174,7 +174,11 @@ def test_plan_problems_are_collected_with_key_paths(tmp_path: Path) -> None:
 
 
 def test_fingerprint_changes_with_result_shaping_settings_only(tmp_path: Path) -> None:
-    """Crop changes the fingerprint; the upload endpoint does not."""
+    """Crop changes the fingerprint; the upload endpoint and the obsolete overlay do not.
+
+    The PDF options have their own fingerprint, so that changing them reads PDFs again
+    but no image.
+    """
     (tmp_path / "in").mkdir()
 
     def fingerprint(text: str) -> str:
@@ -186,7 +190,42 @@ def test_fingerprint_changes_with_result_shaping_settings_only(tmp_path: Path) -
         "engine: tesseract\nocrspace: {endpoint: 'http://x/'}\ninboxes: [{path: in}]"
     )
     assert base != fingerprint("engine: tesseract\ninboxes: [{path: in, crop: {left: 3}}]")
-    assert base != fingerprint("engine: tesseract\ninboxes: [{path: in, overlay: true}]")
+    assert base == fingerprint("engine: tesseract\ninboxes: [{path: in, overlay: true}]")
+    assert base == fingerprint("engine: tesseract\ninboxes: [{path: in, pdf: {text_layer: force}}]")
+
+    def pdf_fingerprint(text: str) -> str:
+        plan = make_plan(parse_config(text, tmp_path / "c.yaml"), env={})
+        return plan.inboxes[0].rules.pdf_fingerprint
+
+    pdf_base = pdf_fingerprint("engine: tesseract\ninboxes: [{path: in}]")
+    assert pdf_base != pdf_fingerprint(
+        "engine: tesseract\ninboxes: [{path: in, pdf: {text_layer: force}}]"
+    )
+    assert pdf_base == pdf_fingerprint(
+        "engine: tesseract\ninboxes: [{path: in, pdf: {max_pages: 9}}]"
+    )
+
+
+def test_version_1_fingerprints_are_those_of_either_overlay(tmp_path: Path) -> None:
+    """A v1 sidecar hashed `overlay` with the rest: both of its values stand for today's rules."""
+    import hashlib
+    import json
+
+    (tmp_path / "in").mkdir()
+    plan = make_plan(
+        parse_config("engine: tesseract\ninboxes: [{path: in}]", tmp_path / "c.yaml"), env={}
+    )
+    rules = plan.inboxes[0].rules
+    # What version 1 described and hashed: the same keys plus overlay.
+    v1 = [{**rules.describe(), "overlay": overlay} for overlay in (False, True)]
+    digests = {
+        hashlib.sha256(
+            json.dumps(described, sort_keys=True, separators=(",", ":")).encode()
+        ).hexdigest()
+        for described in v1
+    }
+    assert digests == rules.legacy_fingerprints
+    assert rules.fingerprint not in rules.legacy_fingerprints
 
 
 def test_example_config_is_valid() -> None:

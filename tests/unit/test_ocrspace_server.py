@@ -313,9 +313,9 @@ VIOLATIONS: list[tuple[str, dict[str, Any], list[str], int, int | None]] = [
         99,
     ),
     (
-        "bytes that are no image, answered with the 2026 error object",
-        {"data": b"%PDF-1.7 not an image", "filename": "page.pdf"},
-        ["upload 'page.pdf' is not a JPG, PNG, GIF, TIF or BMP image"],
+        "bytes that are no image or PDF, answered with the 2026 error object",
+        {"data": b"PK\x03\x04 a zip archive", "filename": "page.zip"},
+        ["upload 'page.zip' is not a JPG, PNG, GIF, TIF or BMP image, or a PDF"],
         400,
         None,
     ),

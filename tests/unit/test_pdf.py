@@ -483,9 +483,9 @@ def test_any_visible_character_makes_a_page_visible() -> None:
     """One visible letter among invisible ones classifies the page as visible; blanks count for nothing."""
     box = Box(0.0, 0.0, 1.0, 1.0)
     hidden, shown, blank = (
-        PdfChar("a", False, box, box),
-        PdfChar("b", True, box, box),
-        PdfChar(" ", True, box, box),
+        PdfChar("a", 0, False, box, box),
+        PdfChar("b", 1, True, box, box),
+        PdfChar(" ", 2, True, box, box),
     )
     assert ["invisible_only", "visible", "none"] == [
         kind_of([hidden, blank]),

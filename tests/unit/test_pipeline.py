@@ -236,7 +236,7 @@ def test_every_region_of_a_page_is_prepared_before_any_is_read(tmp_path: Path) -
     assert [
         ("top", {"x": 0, "y": 0, "width": 400, "height": 60}),
         ("bottom", {"x": 0, "y": 60, "width": 400, "height": 60}),
-    ] == [(entry["name"], entry["box"]) for entry in record["results"]]
+    ] == [(entry["name"], entry["box"]) for entry in record["pages"][0]["results"]]
 
 
 def test_a_region_that_cannot_be_prepared_fails_the_page_before_any_is_read(

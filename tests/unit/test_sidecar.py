@@ -83,10 +83,10 @@ def test_load_refuses_foreign_and_broken_json(tmp_path: Path) -> None:
 def test_matches_uses_size_and_mtime_before_hashing() -> None:
     """Equal size+mtime is current, other size is stale, other mtime needs the hash."""
     record = {"settings_fingerprint": "f", "source": {"size": 10, "mtime_ns": 5, "sha256": "abc"}}
-    assert sidecar.matches(record, fingerprint="f", size=10, mtime_ns=5) is True
-    assert sidecar.matches(record, fingerprint="f", size=11, mtime_ns=5) is False
-    assert sidecar.matches(record, fingerprint="g", size=10, mtime_ns=5) is False
-    assert sidecar.matches(record, fingerprint="f", size=10, mtime_ns=6) is None
+    assert sidecar.matches(record, size=10, mtime_ns=5) is True
+    assert sidecar.matches(record, size=11, mtime_ns=5) is False
+    assert sidecar.matches(None, size=10, mtime_ns=5) is False
+    assert sidecar.matches(record, size=10, mtime_ns=6) is None
     assert sidecar.same_content(record, "abc")
 
 
@@ -96,3 +96,31 @@ def test_stale_temporaries_are_removed(tmp_path: Path) -> None:
     (tmp_path / "a.jpg").write_text("image")
     assert 1 == sidecar.remove_stale_temps(tmp_path)
     assert ["a.jpg"] == [p.name for p in tmp_path.iterdir()]
+
+
+def test_the_head_of_a_record_is_read_without_its_pages(tmp_path: Path) -> None:
+    """load_head stops at the text: a huge record is judged from its first fields."""
+    path = tmp_path / "r.json"
+    pages = [{"number": n, "words": ["w"] * 2000} for n in range(200)]
+    record = {
+        "schema_version": 2,
+        "status": "partial",
+        "source": {"sha256": "abc", "size": 3},
+        "settings_fingerprint": "f",
+        "text": "x" * 100_000,
+        "pages": pages,
+    }
+    sidecar.write_atomic(path, json.dumps(record, indent=1).encode())
+    assert path.stat().st_size > sidecar.HEAD_BYTES
+    assert {
+        "schema_version": 2,
+        "status": "partial",
+        "source": {"sha256": "abc", "size": 3},
+        "settings_fingerprint": "f",
+    } == sidecar.load_head(path)
+    path.write_text(json.dumps({**record, "schema_version": 9}))
+    assert sidecar.load_head(path) is None
+    # Laid out otherwise (text first): loaded whole.
+    small = {"text": "t", "schema_version": 2, "status": "done"}
+    path.write_text(json.dumps(small))
+    assert small == sidecar.load_head(path)

@@ -31,6 +31,7 @@ from ocrwatch.engines.base import (
     OcrResult,
     Page,
     Word,
+    cores,
 )
 from ocrwatch.engines.tesseract import languages, preprocess
 from ocrwatch.errors import BadInputError, EngineUnavailableError, OcrError
@@ -67,6 +68,7 @@ class TesseractEngine(OcrEngine):
         env: Mapping[str, str] | None = None,
     ) -> None:
         self._folder = languages.tessdata_dir(tessdata, os.environ if env is None else env)
+        self.page_workers = cores()
         self._deskew = deskew
         self._local = threading.local()
         self._lock = threading.Lock()
@@ -133,6 +135,7 @@ class TesseractEngine(OcrEngine):
 
     def close(self) -> None:
         """End every Tesseract API object this engine made. Later calls to recognize fail."""
+        super().close()
         with self._lock:
             self._closed = True
             apis, self._apis = self._apis, []
