@@ -312,3 +312,23 @@ def test_check_counts_what_waits_and_its_requests(
         "waiting in all: 4 files, about 6 ocr.space requests (1 on the local engine, no quota)",
     ] == [line for line in lines if "waiting" in line]
     assert done.with_name("done.png.json").exists()
+
+
+@pytest.mark.parametrize(("pages", "requests"), [(3, 1), (4, 4)])
+def test_a_short_pdf_sent_whole_costs_one_request(
+    tmp_path: Path, pages: int, requests: int
+) -> None:
+    """With pdf_upload: document a PDF within pdf_page_limit is one request; a longer one goes page by page."""
+    config = {
+        "engine": "ocrspace",
+        "ocrspace": {"pdf_upload": "document", "pdf_page_limit": 3},
+        "inboxes": [{"path": str(tmp_path / "in")}],
+    }
+    plan = make_plan(
+        load_config(write_config_with_folders(tmp_path, config)), env={"OCRSPACE_API_KEY": KEY}
+    )
+    target = tmp_path / "in" / "letter.pdf"
+    target.write_bytes(scanned_pdf(pages=pages))
+    assert quota.FileCost(pages=pages, requests=requests) == quota.file_cost(
+        target, plan.inboxes[0]
+    )
