@@ -238,6 +238,11 @@ def _cancel(futures: dict[concurrent.futures.Future[Any], int]) -> None:
 def _read_document_page(
     path: Path, opener: PageOpener, rules: Rules, engine: OcrEngine
 ) -> tuple[dict[str, Any], float]:
+    if engine.stop is not None and engine.stop.is_set():
+        # A long document on the local engine must not hold a shutdown up page after page.
+        raise Interrupted(
+            "ocrwatch is stopping; the document's other pages wait for the next start"
+        )
     page, seconds = read_page(path, opener, rules, engine)
     return page_entry(page, rules), seconds
 

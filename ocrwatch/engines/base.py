@@ -151,6 +151,9 @@ class OcrEngine(abc.ABC):
     observer: RequestObserver | None = None
     page_workers: int = 1
     """Pages of one document read at once: what the engine can take in parallel."""
+    stop: threading.Event | None = None
+    """Set at shutdown (from :attr:`EngineSetup.stop`): pages of a document not started yet
+    are left for the next start."""
     _page_pool: ThreadPoolExecutor | None = None
     _page_pool_lock: ClassVar[threading.Lock] = threading.Lock()
 

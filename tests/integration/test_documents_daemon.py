@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import io
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ import pikepdf
 import pytest
 
 from tests.support import pdfs
+from tests.support.commands import ocrwatch
 from tests.support.daemon import DaemonProcess
 from tests.support.ocrspace_server import FakeOcrSpace, RecordedRequest
 from tests.support.render import page
@@ -207,3 +209,31 @@ def test_sigterm_mid_document_resumes_without_resending_a_page(
     record = done_record(target)
     assert ["done"] * count == [entry["status"] for entry in record["pages"]]
     assert whole_text(count) == record["text"]
+
+
+def test_status_shows_how_far_a_long_document_is(
+    make_daemon: Callable[..., DaemonProcess], inbox: Path, server: FakeOcrSpace, tmp_path: Path
+) -> None:
+    """`ocrwatch status` names the document being read and its pages done of all; then it is gone."""
+    count = 8
+    target = inbox / "long.pdf"
+    target.write_bytes(document(count))
+    daemon = make_daemon().start()
+    progress = re.compile(rf"reading {re.escape(str(target))}: (\d+) of {count} pages done")
+
+    def status() -> str:
+        config = str(daemon.config_path)
+        return ocrwatch("status", "-c", config, cwd=tmp_path, env={"OCRSPACE_API_KEY": KEY}).stdout
+
+    seen: list[int] = []
+
+    def shows_progress() -> bool:
+        found = progress.search(status())
+        if found:
+            seen.append(int(found.group(1)))
+        return bool(found) and 0 < seen[-1] < count
+
+    wait_until(shows_progress, DONE_TIMEOUT, message="status showing the document's pages")
+    wait_until(lambda: finished(target), DONE_TIMEOUT, message="the long document")
+    assert 0 == daemon.stop()
+    assert not progress.search(status()), "a finished document is still shown as being read"

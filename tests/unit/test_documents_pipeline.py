@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from pathlib import Path
 
 import pikepdf
@@ -16,6 +17,7 @@ import pytest
 
 from ocrwatch import current, sidecar
 from ocrwatch.current import FileFacts
+from ocrwatch.engines.base import OcrRequest, OcrResult
 from ocrwatch.errors import BadInputError, RateLimitError
 from ocrwatch.outcome import Status
 from ocrwatch.pipeline import process_file
@@ -334,3 +336,25 @@ def test_an_encrypted_pdf_needs_its_password(tmp_path: Path) -> None:
     path = unlocked.path / "locked.pdf"
     path.write_bytes(data)
     assert Status.DONE == process_file(path, unlocked, engine()).status
+
+
+def test_a_shutdown_leaves_the_pages_not_started_for_the_next_start(
+    inbox: InboxPlan, tmp_path: Path
+) -> None:
+    """Stopping during page 1 (the local engine cannot be cut short): page 1 is kept, the rest wait."""
+    store = StateStore(tmp_path / "state")
+    path = scanned_pdf(inbox.path / "scan.pdf")
+    stop = threading.Event()
+
+    class StoppedDuringFirstPage(FakeEngine):
+        def recognize(self, request: OcrRequest) -> OcrResult:
+            stop.set()
+            return super().recognize(request)
+
+    stopping = StoppedDuringFirstPage()
+    stopping.page_workers, stopping.stop = 1, stop
+    outcome = process_file(path, inbox, stopping, resume=store)
+    assert (Status.DEFERRED, ["scan"]) == (outcome.status, stopping.calls)
+    restarted = engine()
+    assert Status.DONE == process_file(path, inbox, restarted, resume=store).status
+    assert ["scan-p2", "scan-p3"] == restarted.calls

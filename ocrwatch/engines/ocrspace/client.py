@@ -88,6 +88,8 @@ class OcrSpaceEngine(OcrEngine):
     """OCR through the ocr.space HTTP API."""
 
     name = "ocrspace"
+    stop: threading.Event
+    """Always set up: waits for the gate and backoffs end when it is set."""
 
     @classmethod
     def create(cls, setup: EngineSetup) -> OcrSpaceEngine:

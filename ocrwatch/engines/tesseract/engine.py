@@ -58,7 +58,9 @@ class TesseractEngine(OcrEngine):
     @classmethod
     def create(cls, setup: EngineSetup) -> TesseractEngine:
         tesseract = setup.config.tesseract
-        return cls(tessdata=tesseract.tessdata, deskew=tesseract.deskew, env=setup.env)
+        engine = cls(tessdata=tesseract.tessdata, deskew=tesseract.deskew, env=setup.env)
+        engine.stop = setup.stop
+        return engine
 
     def __init__(
         self,
