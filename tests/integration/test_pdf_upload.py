@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -35,13 +36,15 @@ def scanned_pdf(path: Path, seeds: list[int]) -> list[render.Rendered]:
     return pages
 
 
-def run(tmp_path: Path, fake: FakeOcrSpace, **ocrspace: object) -> tuple[int, str]:
+def run(
+    tmp_path: Path, fake: FakeOcrSpace, inbox: dict[str, object] | None = None, **ocrspace: object
+) -> tuple[int, str]:
     config = write_config(
         tmp_path,
         {
             "engine": "ocrspace",
             "ocrspace": {"endpoint": fake.url, "pdf_upload": "document", **ocrspace},
-            "inboxes": [{"path": "in"}],
+            "inboxes": [{"path": "in", **(inbox or {})}],
         },
     )
     result = ocrwatch("once", "-c", str(config), env={"OCRSPACE_API_KEY": KEY})
@@ -120,11 +123,21 @@ def test_a_pdf_with_a_page_that_has_text_goes_page_by_page(tmp_path: Path) -> No
 def test_a_page_the_answer_marks_failed_leaves_a_partial_document_and_retry_reads_only_it(
     tmp_path: Path,
 ) -> None:
-    """OCRExitCode 2 with page 2 failed: partial, exit 1; `retry` then sends page 2 alone."""
+    """OCRExitCode 2 with page 2 failed: partial, exit 1; `retry` then sends page 2 alone.
+
+    A partial document stays in the inbox (after: move applies to complete ones) and its
+    hooks hear `partial`; once complete it is moved and they hear `done`.
+    """
     path = tmp_path / "in" / "pair.pdf"
     pages = scanned_pdf(path, [6, 7])
+    events = tmp_path / "events.log"
+    note = "import sys; open(sys.argv[1], 'a').write(sys.argv[2] + chr(10))"
+    inbox = {
+        "after": "move",
+        "hooks": [{"command": [sys.executable, "-c", note, str(events), "{status} {name}"]}],
+    }
     with FakeOcrSpace(mode="tesseract", api_key=KEY, script=["partial_exit2"]) as fake:
-        code, stderr = run(tmp_path, fake)
+        code, stderr = run(tmp_path, fake, inbox)
         assert 1 == code, stderr
         data = record(path)
         assert ("partial", [2]) == (data["status"], data["failed_pages"])
@@ -134,17 +147,21 @@ def test_a_page_the_answer_marks_failed_leaves_a_partial_document_and_retry_read
         config = str(tmp_path / "ocrwatch.yaml")
         listed = ocrwatch("failed", "-c", config, env={"OCRSPACE_API_KEY": KEY}).stdout
         assert "pair.pdf (partial" in listed
-        skipped, _ = run(tmp_path, fake)
+        assert path.exists(), "a partial document was moved"
+        skipped, _ = run(tmp_path, fake, inbox)
         assert (1, 1) == (skipped, len(fake.requests))  # still partial, nothing sent
         retried = ocrwatch("retry", str(path), "-c", config, env={"OCRSPACE_API_KEY": KEY})
         assert "failed page(s) will be read again" in retried.stdout
-        code, stderr = run(tmp_path, fake)
+        code, stderr = run(tmp_path, fake, inbox)
         assert 0 == code, stderr
         assert ["pair-p2"] == [Path(request.filename or "").stem for request in fake.requests[1:]]
-    data = record(path)
+    moved = tmp_path / "in" / "done" / "pair.pdf"
+    assert moved.exists() and not path.exists()
+    data = record(moved)
     assert ("done", []) == (data["status"], data["failed_pages"])
-    for part, page in zip(text_of(path).split("\f"), pages, strict=True):
+    for part, page in zip(text_of(moved).split("\f"), pages, strict=True):
         assert cer(part, page.text) < 0.02
+    assert ["partial pair.pdf", "done pair.pdf"] == events.read_text().splitlines()
 
 
 @pytest.mark.parametrize("limit", [1])
