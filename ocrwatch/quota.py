@@ -31,8 +31,6 @@ broken, over ``pdf.max_pages``) costs nothing and is counted apart.
 
 from __future__ import annotations
 
-import os
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,7 +42,7 @@ from ocrwatch.errors import FileError
 from ocrwatch.pages import PDF_SIGNATURE_WINDOW, is_pdf
 from ocrwatch.plan import InboxPlan
 from ocrwatch.rules import Rules
-from ocrwatch.source import SourceGone, read_source
+from ocrwatch.source import SourceGone, read_head, read_source
 from ocrwatch.store import StateStore
 
 TEXT_SAMPLE_PAGES = 10
@@ -74,10 +72,10 @@ def file_cost(path: Path, inbox: InboxPlan) -> FileCost | None:
     """
     follow = inbox.config.follow_symlinks
     try:
-        head = _head(path, follow_symlinks=follow)
-    except FileNotFoundError:
+        head = read_head(path, PDF_SIGNATURE_WINDOW, follow_symlinks=follow)
+    except SourceGone:
         return None
-    except OSError:
+    except FileError:
         head = b""  # the pipeline will say what is wrong; until then it counts as an image
     if not is_pdf(head) and not head.startswith(TIFF_SIGNATURES):
         return _pages_cost(inbox, pages=1, read_by_ocr=1)
@@ -142,24 +140,6 @@ def _spread(count: int, most: int) -> list[int]:
     if count <= most:
         return list(range(count))
     return sorted({round(step * (count - 1) / (most - 1)) for step in range(most)})
-
-
-def _head(path: Path, *, follow_symlinks: bool) -> bytes:
-    """The first KiB of ``path`` if it is a regular file, else nothing; raises OSError.
-
-    Opened as :func:`ocrwatch.source.read_source` opens a file (no link
-    followed unless allowed, no wait on a FIFO), but only the head is read.
-    """
-    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
-    if not follow_symlinks:
-        flags |= os.O_NOFOLLOW
-    handle = os.open(path, flags)
-    try:
-        if not stat.S_ISREG(os.fstat(handle).st_mode):
-            return b""
-        return os.read(handle, PDF_SIGNATURE_WINDOW)
-    finally:
-        os.close(handle)
 
 
 @dataclass

@@ -49,8 +49,24 @@ class SourceGone(Exception):
     """The file disappeared (deleted or renamed) before it could be read, or before it was sent."""
 
 
-def read_source(path: Path, *, follow_symlinks: bool = False) -> Source:
-    """Read ``path`` once. Raises SourceGone, or FileError for anything but a readable regular file."""
+def read_head(path: Path, size: int, *, follow_symlinks: bool = False) -> bytes:
+    """The first ``size`` bytes of ``path``, opened as :func:`read_source` opens it.
+
+    Raises SourceGone, or FileError for anything but a readable regular file.
+    """
+    handle = _open(path, follow_symlinks=follow_symlinks)
+    try:
+        if not stat.S_ISREG(os.fstat(handle).st_mode):
+            raise FileError("is not a regular file")
+        return os.read(handle, size)
+    except OSError as error:
+        raise FileError(f"cannot read the file: {error.strerror or error}") from error
+    finally:
+        os.close(handle)
+
+
+def _open(path: Path, *, follow_symlinks: bool) -> int:
+    """An open descriptor of ``path``, refusing links unless allowed and never waiting on a FIFO."""
     try:
         info = os.lstat(path)
     except FileNotFoundError:
@@ -65,11 +81,16 @@ def read_source(path: Path, *, follow_symlinks: bool = False) -> Source:
     if not follow_symlinks:
         flags |= os.O_NOFOLLOW
     try:
-        handle = os.open(path, flags)
+        return os.open(path, flags)
     except FileNotFoundError:
         raise SourceGone(str(path)) from None
     except OSError as error:
         raise FileError(f"cannot open the file: {error.strerror or error}") from error
+
+
+def read_source(path: Path, *, follow_symlinks: bool = False) -> Source:
+    """Read ``path`` once. Raises SourceGone, or FileError for anything but a readable regular file."""
+    handle = _open(path, follow_symlinks=follow_symlinks)
     try:
         info = os.fstat(handle)
         if not stat.S_ISREG(info.st_mode):
