@@ -133,8 +133,9 @@ def render_status(state: DaemonState) -> str:
             f"    engine {inbox['engine']}, watched by {inbox.get('watch')}: {inbox.get('watch_reason') or ''}"
         )
         lines.append(
-            f"    done {inbox['done']}, partial {inbox.get('partial', 0)}, failed {inbox['failed']}, "
-            f"waiting {inbox['waiting']}, "
+            f"    done {inbox['done']}, "
+            + (f"partial {inbox['partial']}, " if inbox.get("partial") else "")
+            + f"failed {inbox['failed']}, waiting {inbox['waiting']}, "
             f"in progress {inbox['in_progress']} (since start)"
         )
         for document in inbox.get("documents") or []:

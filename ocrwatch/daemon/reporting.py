@@ -143,6 +143,7 @@ class Reporter:
             f"{waiting} waiting",
             f"{counts['running']} in progress",
             f"{outcomes['done']} done",
+            *([f"{outcomes['partial']} partial"] if outcomes["partial"] else []),
             f"{outcomes['failed']} failed",
         ]
         gate = self.gate.state()

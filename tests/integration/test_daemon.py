@@ -506,12 +506,13 @@ def test_reload_with_changed_rules_reprocesses_existing_files(
     daemon.reload()
     daemon.notify.messages.clear()
     config = yaml.safe_load(daemon.config_path.read_text())
-    config["inboxes"][0]["overlay"] = True
+    config["inboxes"][0]["detect_orientation"] = False
     daemon.write_config(config)
     daemon.reload()
     wait_until(
-        lambda: fake.count_by_filename()["r.png"] == 2, message="r.png sent again with overlay"
+        lambda: fake.count_by_filename()["r.png"] == 2,
+        message="r.png sent again without orientation detection",
     )
-    wait_until(lambda: valid_record(inbox / "r.png")["settings"]["overlay"] is True)
+    wait_until(lambda: valid_record(inbox / "r.png")["settings"]["detect_orientation"] is False)
     assert 0 == daemon.stop()
     assert {"r.png": 2} == dict(fake.count_by_filename())
