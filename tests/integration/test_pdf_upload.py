@@ -10,6 +10,7 @@ import json
 import re
 import sys
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 
 import pikepdf
@@ -37,7 +38,10 @@ def scanned_pdf(path: Path, seeds: list[int]) -> list[render.Rendered]:
 
 
 def run(
-    tmp_path: Path, fake: FakeOcrSpace, inbox: dict[str, object] | None = None, **ocrspace: object
+    tmp_path: Path,
+    fake: FakeOcrSpace,
+    inbox: Mapping[str, object] | None = None,
+    **ocrspace: object,
 ) -> tuple[int, str]:
     config = write_config(
         tmp_path,
