@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from rapidfuzz import fuzz
 
-from tests.support.daemon import DaemonProcess
+from tests.support.daemon import DaemonProcess, Daemons
 from tests.support.hostile import BOMBS, page_bytes, pixel_formats, truncated, two_frames
 from tests.support.ocrspace_server import FakeOcrSpace
 from tests.support.privileges import permission_respecting_prefix
@@ -54,19 +54,16 @@ def server() -> Iterator[FakeOcrSpace]:
 @pytest.fixture
 def make_daemon(tmp_path: Path, server: FakeOcrSpace) -> Iterator[Callable[..., DaemonProcess]]:
     """Build a daemon over the given inbox entries (paths relative to tmp_path allowed)."""
-    started: list[DaemonProcess] = []
+    daemons = Daemons(tmp_path, env={"OCRSPACE_API_KEY": KEY})
 
     def make(
         inboxes: list[dict[str, Any]], *, prefix: list[str] | None = None, **top: Any
     ) -> DaemonProcess:
         config = daemon_config(server.url, inboxes, state_dir=tmp_path / "state", **top)
-        daemon = DaemonProcess(tmp_path, config, env={"OCRSPACE_API_KEY": KEY}, prefix=prefix)
-        started.append(daemon)
-        return daemon
+        return daemons.make(config, prefix=prefix)
 
     yield make
-    for daemon in started:
-        daemon.close()
+    daemons.close()
 
 
 @pytest.fixture

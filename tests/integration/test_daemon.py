@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from ocrwatch.sidecar import TEMP_SUFFIX
-from tests.support.daemon import DaemonProcess
+from tests.support.daemon import DaemonProcess, Daemons
 from tests.support.ocrspace_server import FakeOcrSpace
 from tests.support.render import page
 from tests.support.waiting import wait_until
@@ -75,7 +75,7 @@ def inbox(tmp_path: Path) -> Path:
 def make_daemon(
     tmp_path: Path, fake: FakeOcrSpace, inbox: Path
 ) -> Iterator[Callable[..., DaemonProcess]]:
-    started: list[DaemonProcess] = []
+    daemons = Daemons(tmp_path, env={"OCRSPACE_API_KEY": KEY})
 
     def make(inbox_options: dict[str, Any] | None = None, **top: Any) -> DaemonProcess:
         config = {
@@ -85,13 +85,10 @@ def make_daemon(
             **top,
             "inboxes": [{"path": str(inbox), **(inbox_options or {})}],
         }
-        daemon = DaemonProcess(tmp_path, config, env={"OCRSPACE_API_KEY": KEY})
-        started.append(daemon)
-        return daemon
+        return daemons.make(config)
 
     yield make
-    for daemon in started:
-        daemon.close()
+    daemons.close()
 
 
 def test_backlog_at_start_is_processed_once_each(

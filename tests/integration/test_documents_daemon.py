@@ -23,7 +23,7 @@ import pytest
 
 from tests.support import pdfs
 from tests.support.commands import ocrwatch
-from tests.support.daemon import DaemonProcess
+from tests.support.daemon import DaemonProcess, Daemons
 from tests.support.ocrspace_server import FakeOcrSpace, RecordedRequest
 from tests.support.render import page
 from tests.support.rig import KEY, daemon_config
@@ -94,7 +94,7 @@ def make_daemon(
     tmp_path: Path, inbox: Path, server: FakeOcrSpace
 ) -> Iterator[Callable[..., DaemonProcess]]:
     """Build a daemon reading ``inbox`` through ``server`` one request at a time."""
-    started: list[DaemonProcess] = []
+    daemons = Daemons(tmp_path, env={"OCRSPACE_API_KEY": KEY})
 
     def make(inbox_options: dict[str, Any] | None = None, **top: Any) -> DaemonProcess:
         config = daemon_config(
@@ -105,13 +105,10 @@ def make_daemon(
             ocrspace={"timeout": 10 * LATENCY},
             **top,
         )
-        daemon = DaemonProcess(tmp_path, config, env={"OCRSPACE_API_KEY": KEY})
-        started.append(daemon)
-        return daemon
+        return daemons.make(config)
 
     yield make
-    for daemon in started:
-        daemon.close()
+    daemons.close()
 
 
 def test_a_pdf_written_slowly_is_read_once_when_whole(

@@ -22,7 +22,7 @@ import pytest
 import requests
 import yaml
 
-from tests.support.daemon import DaemonProcess
+from tests.support.daemon import DaemonProcess, Daemons
 from tests.support.ocrspace_server import FakeOcrSpace
 from tests.support.render import page
 from tests.support.waiting import wait_until
@@ -63,7 +63,7 @@ def fake() -> Iterator[FakeOcrSpace]:
 
 @pytest.fixture
 def setup(tmp_path: Path, fake: FakeOcrSpace) -> Iterator[Callable[..., DaemonProcess]]:
-    started: list[DaemonProcess] = []
+    daemons = Daemons(tmp_path, env={"OCRSPACE_API_KEY": KEY})
     (tmp_path / "inbox").mkdir()
 
     def make(inbox_options: dict[str, Any] | None = None, **top: Any) -> DaemonProcess:
@@ -74,13 +74,10 @@ def setup(tmp_path: Path, fake: FakeOcrSpace) -> Iterator[Callable[..., DaemonPr
             **top,
             "inboxes": [{"path": str(tmp_path / "inbox"), **(inbox_options or {})}],
         }
-        daemon = DaemonProcess(tmp_path, config, env={"OCRSPACE_API_KEY": KEY})
-        started.append(daemon)
-        return daemon
+        return daemons.make(config)
 
     yield make
-    for daemon in started:
-        daemon.close()
+    daemons.close()
 
 
 def test_status_failed_and_retry_against_a_running_daemon(

@@ -164,3 +164,29 @@ class DaemonProcess:
             self.process.wait(10)
         self._close_log()
         self.notify.close()
+
+
+class Daemons:
+    """The daemons one test starts, all closed when it ends: the body of a fixture that builds them.
+
+    ::
+
+        daemons = Daemons(tmp_path, env={"OCRSPACE_API_KEY": KEY})
+        yield lambda **options: daemons.make(config_for(**options))
+        daemons.close()
+    """
+
+    def __init__(self, workdir: Path, *, env: dict[str, str] | None = None) -> None:
+        self.workdir = workdir
+        self.env = env
+        self._started: list[DaemonProcess] = []
+
+    def make(self, config: dict[str, Any], *, prefix: list[str] | None = None) -> DaemonProcess:
+        """A daemon (not started yet) over ``config``, closed by :meth:`close`."""
+        daemon = DaemonProcess(self.workdir, config, env=self.env, prefix=prefix)
+        self._started.append(daemon)
+        return daemon
+
+    def close(self) -> None:
+        for daemon in self._started:
+            daemon.close()

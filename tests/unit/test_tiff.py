@@ -5,48 +5,25 @@ from __future__ import annotations
 import io
 import struct
 import tracemalloc
-from typing import Any
 
 import numpy as np
 import pytest
-from PIL import Image, TiffImagePlugin
+from PIL import Image
 
 from ocrwatch.documents.tiff import TiffDocument, tiff_pages, verify_tiff
 from ocrwatch.errors import ImageError
 from ocrwatch.imaging.containers import tiff_directories
+from tests.support import tiffs
 from tests.support.render import page
+from tests.support.tiffs import Page
 
 MAX_PIXELS = 150_000_000
 INK, PAPER = 0, 255
-
-Page = tuple[Image.Image, dict[str, Any]]
-
-
-def multipage(*pages: Page) -> bytes:
-    """A TIFF of ``pages``, each written with its own save parameters (compression, dpi, exif...)."""
-    (first, first_params), *rest = pages
-    for image, params in rest:
-        # Pillow writes an appended page with the first page's parameters
-        # overlaid with the page's own encoderinfo.
-        image.encoderinfo = params
-    buffer = io.BytesIO()
-    first.save(
-        buffer, "TIFF", save_all=True, append_images=[image for image, _ in rest], **first_params
-    )
-    return buffer.getvalue()
 
 
 def pillow_allocations() -> int:
     """How many pixel buffers Pillow has created so far in this process."""
     return int(Image.core.get_stats()["new_count"])  # type: ignore[attr-defined]
-
-
-def strips(data: bytes, index: int) -> tuple[int, int]:
-    """Where page ``index``'s first strip starts and ends in ``data``."""
-    with TiffImagePlugin.TiffImageFile(io.BytesIO(data)) as image:
-        image.seek(index)
-        start = int(image.tag_v2[273][0])
-        return start, start + int(image.tag_v2[279][0])
 
 
 def entry(data: bytes | bytearray, directory: int, tag: int) -> int:
@@ -268,15 +245,15 @@ def test_a_file_cut_off_in_any_page_is_incomplete(where: str, expected: str) -> 
     assert directories is not None and 4 == len(directories)
     cut = {
         "inside the header": 6,
-        "inside page 2's strip": sum(strips(data, 1)) // 2,
+        "inside page 2's strip": sum(tiffs.strip(data, 1)) // 2,
         "inside page 3's directory": directories[2] + 20,
         # Bits per sample of an RGB page, (8, 8, 8), are stored outside the directory.
         "inside page 4's values": struct.unpack_from(
             "<I", data, entry(data, directories[3], 258) + 8
         )[0]
         + 2,
-        "inside page 4's strip": sum(strips(data, 3)) // 2,
-        "at page 4's last byte": strips(data, 3)[1] - 1,
+        "inside page 4's strip": sum(tiffs.strip(data, 3)) // 2,
+        "at page 4's last byte": tiffs.strip(data, 3)[1] - 1,
     }[where]
 
     with pytest.raises(ImageError) as caught:
@@ -313,7 +290,7 @@ def test_every_cut_of_a_small_document_is_incomplete() -> None:
 def test_pages_before_the_cut_still_decode() -> None:
     """With the last page cut off, the pages before it decode; only the whole file is incomplete."""
     data = mixed_document()
-    cut = data[: sum(strips(data, 3)) // 2]
+    cut = data[: sum(tiffs.strip(data, 3)) // 2]
 
     with tiff_pages(cut, max_pixels=MAX_PIXELS) as document:
         shapes = [document.decode(index).pixels.shape for index in range(3)]
@@ -330,7 +307,7 @@ def test_a_corrupt_middle_page_is_bad_input_naming_the_page() -> None:
     data = bytearray(
         multipage(*[(Image.fromarray(noise), {"compression": "tiff_lzw"}) for _ in range(3)])
     )
-    start, end = strips(bytes(data), 1)
+    start, end = tiffs.strip(bytes(data), 1)
     data[start:end] = np.random.default_rng(12).integers(0, 256, end - start, np.uint8).tobytes()
 
     with pytest.raises(ImageError) as caught:
@@ -453,3 +430,8 @@ def test_other_bytes_are_not_a_tiff() -> None:
         ("incomplete", "file is empty (0 bytes)"),
         ("incomplete", "TIFF data ends early (truncated at 3 bytes)"),
     ] == outcomes
+
+
+def multipage(*pages: Page) -> bytes:
+    """A TIFF of ``pages``, each written with its own save parameters (compression, dpi, exif...)."""
+    return tiffs.multipage(pages)
