@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from ocrwatch import __version__, inspection, logs, once, progress, quota
+from ocrwatch import __version__, allocator, inspection, logs, once, progress, quota
 from ocrwatch.config import (
     LoadedConfig,
     config_schema,
@@ -48,6 +48,7 @@ SHOWN_UNREADABLE = 5
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
+    allocator.tune()
     logs.escape_streams()
     parser = _parser()
     args = parser.parse_args(argv)

@@ -99,10 +99,13 @@ def read_source(path: Path, *, follow_symlinks: bool = False) -> Source:
             raise FileError(
                 f"is {info.st_size} bytes, larger than any page image ({MAX_FILE_BYTES} max)"
             )
+        # One read for the whole file (and one byte more, to see it grew): a regular
+        # file gives it all at once, and a single chunk is joined without a copy, so
+        # a large document is held once, not twice.
         chunks = []
         remaining = info.st_size + 1
         while remaining > 0:
-            chunk = os.read(handle, min(remaining, 8 * 1024 * 1024))
+            chunk = os.read(handle, remaining)
             if not chunk:
                 break
             chunks.append(chunk)

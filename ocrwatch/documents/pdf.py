@@ -44,6 +44,9 @@ from ocrwatch.documents.pdflayout import DEFAULT_MAX_PAGE_MPIXELS, PdfPage, lay_
 from ocrwatch.documents.pdftext import PageText, read_text
 from ocrwatch.errors import DocumentError
 
+RELOAD_AFTER_LOADS = 24
+"""Page loads after which a document is opened afresh (three per page read: its layout, its
+text, its render), which bounds what PDFium keeps of the pages before."""
 EOF_MARKER = b"%%EOF"
 EOF_WINDOW = 1024
 """A finished PDF has ``%%EOF`` within its last this many bytes (the specification's allowance)."""
@@ -96,7 +99,7 @@ def open_pdf(
         raise _Damaged("PDF has no pages")
     if count > max_pages:
         raise DocumentError(f"PDF has {count} pages, more than the limit of {max_pages}")
-    return PdfDocument(handle, data, count)
+    return PdfDocument(handle, data, count, secret=secret)
 
 
 def pdf_completeness(
@@ -133,13 +136,21 @@ class PdfDocument(Closing):
     it, or use it as a context manager, to free PDFium's memory at once.
     """
 
-    def __init__(self, handle: Handle, data: bytes, page_count: int) -> None:
+    def __init__(
+        self, handle: Handle, data: bytes, page_count: int, *, secret: bytes | None = None
+    ) -> None:
         """Wrap a document handle from :func:`open_pdf`, which is how documents are made."""
-        self._handle: Handle = handle
         self.page_count = page_count
+        self._data = data
+        self._secret = secret
+        self._loads = 0
+        self._adopt(handle)
+
+    def _adopt(self, handle: Handle) -> None:
+        self._handle: Handle = handle
         # PDFium reads from ``data`` for as long as the document is open, so the
         # finalizer, which closes it, holds the bytes until then.
-        self._finalizer = weakref.finalize(self, _close_document, handle, data)
+        self._finalizer = weakref.finalize(self, _close_document, handle, self._data)
         # At exit PDFium may already be shut down; the memory goes with the process.
         self._finalizer.atexit = False
 
@@ -203,11 +214,29 @@ class PdfDocument(Closing):
             yield page, self.render(page)
 
     def _page(self, index: int) -> AbstractContextManager[Handle]:
+        """Page ``index`` loaded, for use with ``PDFIUM_LOCK`` held (as every caller does)."""
         if self._handle is None:
             raise ValueError("the document is closed")
         if not 0 <= index < self.page_count:
             raise IndexError(f"page {index} of a {self.page_count}-page document")
+        self._loads += 1
+        if self._loads > RELOAD_AFTER_LOADS:
+            self._reload()
         return loaded_page(self._handle, index, self.page_count)
+
+    def _reload(self) -> None:
+        """Open the document afresh, dropping what PDFium kept of the pages read so far.
+
+        PDFium keeps every image stream a page has used for as long as the
+        document is open, so reading a long scan would hold its whole image
+        data a second time. Called with ``PDFIUM_LOCK`` held, between pages.
+        """
+        handle = pdfium.FPDF_LoadMemDocument64(self._data, len(self._data), self._secret)
+        if not handle:
+            return  # it opened before: keep the handle there is
+        self._finalizer()
+        self._adopt(handle)
+        self._loads = 0
 
 
 def _close_document(handle: Handle, data: bytes) -> None:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
+import pikepdf
 import pypdfium2.raw
 import pytest
 from PIL import Image, ImageDraw
 
+from ocrwatch.documents import pdf as pdf_module
 from ocrwatch.documents.pdf import (
     PASSWORD_OPTION,
     Completeness,
@@ -506,3 +510,21 @@ def test_pages_render_one_at_a_time_and_free_their_bitmap(spies, scan_page) -> N
             seen.append((laid_out.index, created, created - len(spies["FPDFBitmap_Destroy"])))
             assert pixels.base is None  # the array owns its memory: nothing else refers to it
     assert [(0, 1, 0), (1, 2, 0), (2, 3, 0)] == seen
+
+
+def test_pages_read_after_the_document_is_reopened_are_the_same(tmp_path: Path) -> None:
+    """Reading many pages reopens the document now and then (to drop PDFium's caches): every
+    page still gives its own text and size, and an encrypted document keeps its password."""
+    with pikepdf.Pdf.new() as pdf:
+        for number in range(40):
+            with pikepdf.open(io.BytesIO(pdfs.born_digital([f"Page number {number}"]))) as one:
+                pdf.pages.extend(one.pages)
+        plain = pdfs.save(pdf)
+    locked = pdfs.encrypted(plain, user="s3cret", owner="o")
+    for data, password in ((plain, None), (locked, "s3cret")):
+        with open_pdf(data, password=password) as document:
+            texts = [document.text(document.page(index)).text for index in range(40)]
+            sizes = {document.page(index).size for index in range(40)}
+        assert [f"Page number {number}" for number in range(40)] == texts
+        assert 1 == len(sizes)
+        assert pdf_module.RELOAD_AFTER_LOADS < 80
