@@ -32,6 +32,7 @@ MEASUREMENTS = {
     "idle": "benchmarks.idle",
     "backlog": "benchmarks.backlog",
     "accuracy": "benchmarks.accuracy",
+    "documents": "benchmarks.documents",
 }
 
 
