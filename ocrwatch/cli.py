@@ -38,6 +38,7 @@ from ocrwatch.errors import (
 )
 from ocrwatch.outcome import Outcome, Status
 from ocrwatch.plan import InboxPlan, Plan, make_plan
+from ocrwatch.store import StateStore, default_state_dir
 
 logger = logging.getLogger("ocrwatch")
 
@@ -310,6 +311,10 @@ def cmd_once(args: argparse.Namespace) -> int:
         level = logging.INFO if outcome.ok or outcome.status is Status.GONE else logging.ERROR
         logger.log(level, "%s", once.describe(outcome))
 
+    # The daemon's state store keeps the pages of documents read so far, so that a run
+    # that did not finish one resumes it (the store is a cache: without it, pages are
+    # read again).
+    store = StateStore(default_state_dir(plan.config.state_dir))
     try:
         report = once.run_once(
             plan,
@@ -318,8 +323,10 @@ def cmd_once(args: argparse.Namespace) -> int:
             retry_failed=args.retry_failed,
             on_outcome=show,
             on_page=bar.page if bar is not None else None,
+            resume=store,
         )
     finally:
+        store.close()
         if bar is not None:
             bar.close()
     print(progress.summary(report.outcomes, time.monotonic() - started), file=sys.stderr)

@@ -32,6 +32,7 @@ from ocrwatch.outcome import Outcome, Status
 from ocrwatch.pipeline import process_file
 from ocrwatch.plan import InboxPlan, Plan
 from ocrwatch.ratelimit import BudgetSpent, RequestGate
+from ocrwatch.store import StateStore
 
 logger = logging.getLogger(__name__)
 
@@ -147,6 +148,7 @@ def run_once(
     follow_symlinks: bool = False,
     on_outcome: Callable[[Outcome], None] | None = None,
     on_page: Callable[[Path, int, int], None] | None = None,
+    resume: StateStore | None = None,
     stop: threading.Event | None = None,
     env: Mapping[str, str] | None = None,
     engine_factory: EngineFactory | None = None,
@@ -157,7 +159,9 @@ def run_once(
     ``engine_factory(name, workers, stop)`` builds the engine of each kind;
     by default the registry's, configured from the plan. ``wall`` is the
     clock the daily request budget counts days by. ``on_page(path, done,
-    total)`` follows the pages of documents as they are read.
+    total)`` follows the pages of documents as they are read. ``resume`` keeps
+    the pages of documents as they are read, so a run that did not finish one
+    (interrupted, or a page's transient failure) does not pay for them again.
     """
     stop = stop or threading.Event()
     report = Report()
@@ -201,6 +205,7 @@ def run_once(
                 retry_failed=retry_failed,
                 follow_symlinks=follow_symlinks,
                 on_page=None if on_page is None else functools.partial(on_page, job.path),
+                resume=resume,
             )
             pending[future] = job
 

@@ -752,3 +752,40 @@ def test_a_page_failing_for_good_leaves_a_partial_record_and_retry_reads_only_it
     assert ([], ["done"] * 3) == (again["failed_pages"], [p["status"] for p in again["pages"]])
     assert all_close(text_of(document).split("\f"), pages)
     assert fold(parts[0]) == fold(text_of(document).split("\f")[0]), "page 1 was kept, not re-read"
+
+
+def test_a_once_run_that_gave_up_on_a_page_resumes_the_document_next_time(
+    tmp_path: Path, inbox: Path
+) -> None:
+    """Page 3 gets only 503s until the run gives up: pages 1 and 2 are kept, and the next run
+    (--retry-failed) sends page 3 alone."""
+    pages = list(scans())
+    pages[2] = marked(pages[2])
+    document = write(inbox / "scan.pdf", scan_pdf(pages))
+    unavailable = Answer(503, b"Service Unavailable", "text/plain")
+
+    def failing_page_3(upload: bytes) -> Answer | None:
+        return unavailable if shows_marker(upload) else None
+
+    server = FakeOcrSpace(mode="tesseract", api_key=KEY, answer_for=failing_page_3)
+    config = write_config(
+        tmp_path,
+        {
+            "engine": "ocrspace",
+            "ocrspace": {"endpoint": server.url, "attempts": 1},
+            "inboxes": [{"path": "in"}],
+        },
+    )
+    env = {"OCRSPACE_API_KEY": KEY}
+    with server:
+        first = ocrwatch("once", "-c", str(config), env=env)
+        sent_first = len(server.requests)
+        failure = error_record(document)["error"]["classification"]
+        server.answer_for = None
+        second = ocrwatch("once", "--retry-failed", "-c", str(config), env=env)
+        resent = server.requests[sent_first:]
+
+    assert (1, "transient", 3) == (first.returncode, failure, sent_first), first.stderr
+    assert 0 == second.returncode, second.stderr
+    assert [True] == [shows_marker(request.data) for request in resent]
+    assert all_close(text_of(document).split("\f"), pages)
