@@ -178,7 +178,10 @@ def _process(
             else:
                 page, decode_seconds = read_page(path, document.openers[0], rules, engine)
                 entries = [page_entry(page, rules)]
-        ocr_seconds = time.perf_counter() - clock - read_seconds - decode_seconds
+        # A document's pages open and are read in parallel: its opening time, summed over
+        # pages, is no part of the wall time to subtract.
+        reading_seconds = time.perf_counter() - clock - read_seconds
+        ocr_seconds = reading_seconds if document.is_document else reading_seconds - decode_seconds
         text = document_text(entries)
         record = result_record(
             source=source,
