@@ -214,7 +214,7 @@ def _open_pdf_page(document: PdfDocument, index: int, rules: Rules) -> PageInput
     facts = _pdf_facts(page)
     if rules.text_layer != "force":
         text = document.text(page)
-        if not _needs_ocr(text, rules):
+        if not rules.reads_by_ocr(text.kind):
             return PageInput(
                 facts, functools.cache(functools.partial(document.render, page)), embedded=text
             )
@@ -229,14 +229,9 @@ def pdf_page_facts(document: OpenDocument, rules: Rules) -> list[tuple[PageFacts
     pages = []
     for index in range(reader.page_count):
         page = reader.page(index, max_page_mpixels=rules.max_page_mpixels)
-        needed = rules.text_layer == "force" or _needs_ocr(reader.text(page), rules)
+        needed = rules.text_layer == "force" or rules.reads_by_ocr(reader.text(page).kind)
         pages.append((_pdf_facts(page), needed))
     return pages
-
-
-def _needs_ocr(text: PageText, rules: Rules) -> bool:
-    """Whether a page with ``text`` is OCR'd: no text; or, under ``redo``, only invisible text."""
-    return text.kind == "none" or (text.kind == "invisible_only" and rules.text_layer == "redo")
 
 
 def _pdf_facts(page: PdfPage) -> PageFacts:

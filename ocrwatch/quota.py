@@ -41,7 +41,6 @@ from ocrwatch.documents.tiff import tiff_pages
 from ocrwatch.errors import FileError
 from ocrwatch.pages import PDF_SIGNATURE_WINDOW, is_pdf
 from ocrwatch.plan import InboxPlan
-from ocrwatch.rules import Rules
 from ocrwatch.source import SourceGone, read_head, read_source
 from ocrwatch.store import StateStore
 
@@ -97,28 +96,15 @@ def _pdf_cost(data: bytes, inbox: InboxPlan) -> FileCost:
     with open_pdf(data, password=inbox.pdf_password, max_pages=rules.max_pages) as document:
         pages = document.page_count
         if rules.engine != "ocrspace" or rules.text_layer == "force":
-            if _sent_whole(len(data), pages, rules):
+            if rules.sends_pdf_whole(len(data), pages):
                 return FileCost(pages=pages, requests=1)
             return _pages_cost(inbox, pages=pages, read_by_ocr=pages)
         sample = _spread(pages, TEXT_SAMPLE_PAGES)
-        ocr_text = ("none",) if rules.text_layer == "skip" else ("none", "invisible_only")
-        read = sum(document.text(document.page(index)).kind in ocr_text for index in sample)
+        read = sum(rules.reads_by_ocr(document.text(document.page(index)).kind) for index in sample)
     read_by_ocr = round(read * pages / len(sample))
-    if read_by_ocr == pages and _sent_whole(len(data), pages, rules):
+    if read_by_ocr == pages and rules.sends_pdf_whole(len(data), pages):
         return FileCost(pages=pages, requests=1)
     return _pages_cost(inbox, pages=pages, read_by_ocr=read_by_ocr)
-
-
-def _sent_whole(size: int, pages: int, rules: Rules) -> bool:
-    """Whether a PDF whose every page needs OCR goes to ocr.space whole, in one request."""
-    return (
-        rules.engine == "ocrspace"
-        and rules.pdf_upload == "document"
-        and pages <= rules.pdf_page_limit
-        and rules.crop is None
-        and not rules.regions
-        and size <= int(rules.option("max_upload_bytes", 0))
-    )
 
 
 def _tiff_cost(data: bytes, inbox: InboxPlan) -> FileCost:

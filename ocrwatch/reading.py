@@ -145,14 +145,10 @@ def _whole_pdf_wanted(document: OpenDocument, rules: Rules, engine: OcrEngine) -
     of every page.
     """
     return (
-        rules.pdf_upload == "document"
-        and engine.reads_pdf()
+        engine.reads_pdf()
         and document.format == "PDF"
         and document.data is not None
-        and document.page_count <= rules.pdf_page_limit
-        and rules.crop is None
-        and not rules.regions
-        and len(document.data) <= int(rules.option("max_upload_bytes", 0))
+        and rules.sends_pdf_whole(len(document.data), document.page_count)
     )
 
 

@@ -85,6 +85,27 @@ class Rules:
             _digest({**self.describe(), "overlay": overlay}) for overlay in (False, True)
         )
 
+    def reads_by_ocr(self, text_kind: str) -> bool:
+        """Whether a PDF page carrying ``text_kind`` text (``none``, ``visible``,
+        ``invisible_only``) is OCR'd under ``text_layer``, rather than read from its own text."""
+        return (
+            self.text_layer == "force"
+            or text_kind == "none"
+            or (text_kind == "invisible_only" and self.text_layer == "redo")
+        )
+
+    def sends_pdf_whole(self, size: int, pages: int) -> bool:
+        """Whether a PDF of ``size`` bytes and ``pages`` pages, every page needing OCR, goes to
+        ocr.space whole, in one request (``ocrspace.pdf_upload: document``)."""
+        return (
+            self.engine == "ocrspace"
+            and self.pdf_upload == "document"
+            and pages <= self.pdf_page_limit
+            and self.crop is None
+            and not self.regions
+            and size <= int(self.option("max_upload_bytes", 0))
+        )
+
     def option(self, name: str, default: Any = None) -> Any:
         return dict(self.engine_options).get(name, default)
 
