@@ -29,6 +29,7 @@ from ocrwatch.documents.pdftext import layout_of
 from ocrwatch.engines.base import OcrEngine, OcrRequest, OcrResult, Prepared
 from ocrwatch.errors import FileError, Interrupted, InvalidKeyError, OcrError, RateLimitError
 from ocrwatch.geometry import Box
+from ocrwatch.imaging import ImageInfo
 from ocrwatch.layout import Box as LayoutBox
 from ocrwatch.layout import ScaleShift, map_page
 from ocrwatch.pages import (
@@ -165,16 +166,7 @@ def _read_whole_pdf(
     pages = pdf_page_facts(document, rules)
     if not all(needed for _, needed in pages):
         return None
-    request = OcrRequest(
-        image=_no_pixels,
-        language=rules.language,
-        overlay=True,
-        detect_orientation=rules.detect_orientation,
-        scale=bool(rules.option("scale", False)),
-        table=bool(rules.option("table", False)),
-        name=path.stem,
-        before_send=functools.partial(_still_there, path),
-    )
+    request = _request(path, rules, image=_no_pixels, name=path.stem)
     result = engine.recognize_pdf(document.data, request)
     if len(result.pages) != len(pages):
         logger.warning(
@@ -313,20 +305,41 @@ def _prepare(
     whole = crop_box is None and not rules.regions
     prepared = []
     for target in targets:
-        request = OcrRequest(
+        request = _request(
+            path,
+            rules,
             image=page.pixels if whole else _cut(_array(page.pixels), target.box),
-            language=rules.language,
-            overlay=True,
-            detect_orientation=rules.detect_orientation,
-            scale=bool(rules.option("scale", False)),
-            table=bool(rules.option("table", False)),
             name=_request_name(path, page.facts.number, target.name),
             original=page.original if whole else None,
             original_info=page.facts.info if whole else None,
-            before_send=functools.partial(_still_there, path),
         )
         prepared.append((target, engine.prepare(request)))
     return prepared
+
+
+def _request(
+    path: Path,
+    rules: Rules,
+    *,
+    image: Pixels,
+    name: str,
+    original: bytes | None = None,
+    original_info: ImageInfo | None = None,
+) -> OcrRequest:
+    """A request for ``image`` read as ``rules`` say, always with word boxes, and cancelled
+    when ``path`` is gone by the time it would be sent."""
+    return OcrRequest(
+        image=image,
+        language=rules.language,
+        overlay=True,
+        detect_orientation=rules.detect_orientation,
+        scale=bool(rules.option("scale", False)),
+        table=bool(rules.option("table", False)),
+        name=name,
+        original=original,
+        original_info=original_info,
+        before_send=functools.partial(_still_there, path),
+    )
 
 
 def _request_name(path: Path, number: int, region: str | None) -> str:
