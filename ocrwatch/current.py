@@ -23,6 +23,7 @@ have the size and mtime they had when it was cached.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -74,6 +75,7 @@ def facts_of(path: Path, *, follow_symlinks: bool) -> FileFacts | None:
     except OSError:
         return None
 
+    @functools.cache  # a partial document's two sidecars may both ask
     def content_hash() -> str | None:
         try:
             return read_source(path, follow_symlinks=follow_symlinks).sha256
@@ -121,10 +123,11 @@ def _judge(
 ) -> Verdict | None:
     record = sidecar.load_head(paths.result)
     same = record is not None and same_settings(record, rules) and _same_file(record, facts)
+    if same and record is not None and record.get("status") != "partial":
+        return Verdict("done", "sidecar is current")
+    # Only now the error sidecar: most files a scan judges are done, and have none.
     failure = sidecar.load(paths.error) if failures else None
-    if same and record is not None:
-        if record.get("status") != "partial":
-            return Verdict("done", "sidecar is current")
+    if same:
         if failure is None or failure.get("status") != "partial" or not _same_file(failure, facts):
             return None
         return Verdict("partial", f"partial before: {_message(failure)}")
