@@ -228,18 +228,16 @@ def retry(plan: Plan, targets: list[Path]) -> list[tuple[Failure, str]]:
             target_folder.mkdir(parents=True, exist_ok=True)
             after.move(failure.image, target)
             done.append((failure, f"moved back to {target}"))
-        elif failure.record.get("status") == "partial":
+        else:
             sidecar.remove_quietly(failure.error_file)
-            pages = failure.record.get("failed_pages") or []
+            pages = failure.record.get("failed_pages")
             done.append(
                 (
                     failure,
-                    f"error sidecar removed; its {len(pages)} failed page(s) will be read again",
+                    "error sidecar removed"
+                    + (f"; its {len(pages)} failed page(s) will be read again" if pages else ""),
                 )
             )
-        else:
-            sidecar.remove_quietly(failure.error_file)
-            done.append((failure, "error sidecar removed"))
     return done
 
 
