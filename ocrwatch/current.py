@@ -34,7 +34,7 @@ from ocrwatch import sidecar
 from ocrwatch.errors import FileError
 from ocrwatch.plan import InboxPlan, Rules
 from ocrwatch.sidecar import SidecarPaths
-from ocrwatch.source import SourceGone, read_source
+from ocrwatch.source import SourceGone, hash_file
 from ocrwatch.store import CachedFile, StateStore
 
 LEGACY_VERSION = 1
@@ -78,7 +78,7 @@ def facts_of(path: Path, *, follow_symlinks: bool) -> FileFacts | None:
     @functools.cache  # a partial document's two sidecars may both ask
     def content_hash() -> str | None:
         try:
-            return read_source(path, follow_symlinks=follow_symlinks).sha256
+            return hash_file(path, follow_symlinks=follow_symlinks)
         except (SourceGone, FileError):
             return None
 

@@ -38,15 +38,12 @@ from ocrwatch.documents.pdflayout import PdfPage
 from ocrwatch.documents.pdftext import PageText
 from ocrwatch.documents.tiff import TiffDocument, tiff_pages, verify_tiff
 from ocrwatch.engines.base import OcrEngine, OcrResult
-from ocrwatch.errors import DocumentError
+from ocrwatch.errors import DocumentError, ImageError
 from ocrwatch.geometry import Box
+from ocrwatch.imaging.containers import tiff_directories, truncated_message
 from ocrwatch.layout import PixelMap
 from ocrwatch.plan import Rules
-from ocrwatch.source import Source
-
-PDF_SIGNATURE = b"%PDF-"
-PDF_SIGNATURE_WINDOW = 1024
-"""Readers accept a PDF whose header starts anywhere in its first KiB."""
+from ocrwatch.source import ByteSource, FileBytes, Source, is_pdf
 
 Pixels = np.ndarray | Callable[[], np.ndarray]
 """Upright pixels as :mod:`ocrwatch.imaging` decodes them, or a function that decodes them on demand."""
@@ -134,8 +131,8 @@ class OpenDocument(Closing):
     """What the sidecar should say about the file as a whole."""
     reader: Closing | None = field(default=None, repr=False)
     """The open document the openers read from (None for an image); closed with this."""
-    data: bytes | None = field(default=None, repr=False)
-    """A PDF's bytes, for an engine that reads the file whole."""
+    data: ByteSource | None = field(default=None, repr=False)
+    """A PDF's bytes (perhaps still on disk), for an engine that reads the file whole."""
 
     @property
     def page_count(self) -> int:
@@ -149,11 +146,6 @@ class OpenDocument(Closing):
     def close(self) -> None:
         if self.reader is not None:
             self.reader.close()
-
-
-def is_pdf(data: bytes) -> bool:
-    """True when ``data`` carries a PDF header in its first KiB."""
-    return PDF_SIGNATURE in data[:PDF_SIGNATURE_WINDOW]
 
 
 def open_document(
@@ -174,18 +166,26 @@ def open_document(
     data = source.data
     if is_pdf(data):
         return _open_pdf(data, rules, password=password, read_unterminated=read_unterminated)
+    if isinstance(data, FileBytes):
+        # A TIFF, left on disk in case it is a long document; one page is an image.
+        directories = tiff_directories(data, limit=2)
+        if directories is None:
+            raise ImageError(truncated_message("TIFF", data), incomplete=True)
+        if len(directories) > 1:
+            return _open_tiff(data, rules)
+        data = data[:]
     info = imaging.probe(data, max_pixels=rules.max_pixels)
     if info.format == "TIFF" and info.frames > 1:
         return _open_tiff(data, rules)
     return OpenDocument(
         format=info.format,
-        openers=[functools.partial(_open_image, source, rules, engine)],
+        openers=[functools.partial(_open_image, data, rules, engine)],
         frames=info.frames,
     )
 
 
 def _open_pdf(
-    data: bytes, rules: Rules, *, password: str | None, read_unterminated: bool
+    data: ByteSource, rules: Rules, *, password: str | None, read_unterminated: bool
 ) -> OpenDocument:
     completeness = pdf_completeness(data, password=password, max_pages=rules.max_pages)
     if not completeness.terminated and not read_unterminated:
@@ -253,7 +253,7 @@ def _pdf_facts(page: PdfPage) -> PageFacts:
     )
 
 
-def _open_tiff(data: bytes, rules: Rules) -> OpenDocument:
+def _open_tiff(data: ByteSource, rules: Rules) -> OpenDocument:
     verify_tiff(data, max_pixels=rules.max_pixels, max_pages=rules.max_pages)
     document = tiff_pages(data, max_pixels=rules.max_pixels, max_pages=rules.max_pages)
     lock = threading.Lock()  # a TIFF document decodes one page at a time
@@ -273,7 +273,7 @@ def _open_tiff_page(document: TiffDocument, lock: threading.Lock, index: int) ->
     )
 
 
-def _open_image(source: Source, rules: Rules, engine: OcrEngine) -> PageInput:
+def _open_image(data: bytes, rules: Rules, engine: OcrEngine) -> PageInput:
     """Check the file decodes completely; decode its pixels only if they will surely be needed.
 
     When the whole file goes to an engine that reads the file's own bytes (a
@@ -281,7 +281,6 @@ def _open_image(source: Source, rules: Rules, engine: OcrEngine) -> PageInput:
     wasted work: the file is only verified, and decoding is left to whoever
     asks for the pixels (a fallback encode). Raises ImageError.
     """
-    data = source.data
     if rules.crop is None and not rules.regions:
         info = imaging.probe(data, max_pixels=rules.max_pixels)
         if engine.takes_original(data, info):

@@ -24,7 +24,14 @@ from pathlib import Path
 from ocrwatch import current, sidecar
 from ocrwatch.current import FileFacts
 from ocrwatch.engines.base import OcrEngine
-from ocrwatch.errors import FileError, InternalError, Interrupted, InvalidKeyError, RateLimitError
+from ocrwatch.errors import (
+    DocumentError,
+    FileError,
+    InternalError,
+    Interrupted,
+    InvalidKeyError,
+    RateLimitError,
+)
 from ocrwatch.outcome import Outcome, Status
 from ocrwatch.pages import (
     open_document,
@@ -178,6 +185,13 @@ def _process(
             else:
                 page, decode_seconds = read_page(path, document.openers[0], rules, engine)
                 entries = [page_entry(page, rules)]
+        if source.changed():
+            if resume is not None:
+                resume.drop_pages(path)  # read partly from bytes that are not the ones hashed
+            raise DocumentError(
+                "file was written to while its pages were read: reading it again when it settles",
+                incomplete=True,
+            )
         # A document's pages open and are read in parallel: its opening time, summed over
         # pages, is no part of the wall time to subtract.
         reading_seconds = time.perf_counter() - clock - read_seconds
@@ -249,6 +263,9 @@ def _process(
             error=error,
             sidecar=paths.error,
         )
+    finally:
+        if source is not None:
+            source.close()  # a document's descriptor, held while its pages were read
     seconds = time.perf_counter() - clock
     if failure is not None:
         return Outcome(

@@ -36,12 +36,18 @@ from pathlib import Path
 
 from ocrwatch import current, scan
 from ocrwatch.documents.pdf import open_pdf
-from ocrwatch.documents.tiff import SIGNATURES as TIFF_SIGNATURES
 from ocrwatch.documents.tiff import tiff_pages
 from ocrwatch.errors import FileError
-from ocrwatch.pages import PDF_SIGNATURE_WINDOW, is_pdf
 from ocrwatch.plan import InboxPlan
-from ocrwatch.source import SourceGone, read_head, read_source
+from ocrwatch.source import (
+    PDF_SIGNATURE_WINDOW,
+    ByteSource,
+    SourceGone,
+    is_document_head,
+    is_pdf,
+    open_bytes,
+    read_head,
+)
 from ocrwatch.store import StateStore
 
 TEXT_SAMPLE_PAGES = 10
@@ -76,21 +82,22 @@ def file_cost(path: Path, inbox: InboxPlan) -> FileCost | None:
         return None
     except FileError:
         head = b""  # the pipeline will say what is wrong; until then it counts as an image
-    if not is_pdf(head) and not head.startswith(TIFF_SIGNATURES):
+    if not is_document_head(head):
         return _pages_cost(inbox, pages=1, read_by_ocr=1)
     try:
-        data = read_source(path, follow_symlinks=follow).data
+        with open_bytes(path, follow_symlinks=follow) as data:
+            return _pdf_cost(data, inbox) if is_pdf(data) else _tiff_cost(data, inbox)
     except SourceGone:
         return None
     except FileError as error:
         return FileCost(pages=0, requests=0, problem=str(error))
-    try:
-        return _pdf_cost(data, inbox) if is_pdf(data) else _tiff_cost(data, inbox)
-    except FileError as error:
-        return FileCost(pages=0, requests=0, problem=str(error))
+    except OSError as error:
+        return FileCost(
+            pages=0, requests=0, problem=f"cannot read the file: {error.strerror or error}"
+        )
 
 
-def _pdf_cost(data: bytes, inbox: InboxPlan) -> FileCost:
+def _pdf_cost(data: ByteSource, inbox: InboxPlan) -> FileCost:
     """Pages of a PDF and those that ``pdf.text_layer`` sends to OCR; raise FileError if unreadable."""
     rules = inbox.rules
     with open_pdf(data, password=inbox.pdf_password, max_pages=rules.max_pages) as document:
@@ -107,7 +114,7 @@ def _pdf_cost(data: bytes, inbox: InboxPlan) -> FileCost:
     return _pages_cost(inbox, pages=pages, read_by_ocr=read_by_ocr)
 
 
-def _tiff_cost(data: bytes, inbox: InboxPlan) -> FileCost:
+def _tiff_cost(data: ByteSource, inbox: InboxPlan) -> FileCost:
     """Pages of a TIFF (one for a single image), each read by OCR; raise FileError if unreadable."""
     rules = inbox.rules
     with tiff_pages(data, max_pixels=rules.max_pixels, max_pages=rules.max_pages) as document:

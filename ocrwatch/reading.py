@@ -167,7 +167,7 @@ def _read_whole_pdf(
     if not all(needed for _, needed in pages):
         return None
     request = _request(path, rules, image=_no_pixels, name=path.stem)
-    result = engine.recognize_pdf(document.data, request)
+    result = engine.recognize_pdf(document.data[:], request)
     if len(result.pages) != len(pages):
         logger.warning(
             "%s: the whole PDF came back as %d pages, not %d; reading it page by page",

@@ -4,6 +4,14 @@ Distrust of the file system: the file is checked with ``lstat`` right before
 it is opened, opened without following symlinks (unless the caller allows it),
 checked again with ``fstat`` on the open descriptor, and read once; the hash,
 size and mtime recorded all describe those same bytes.
+
+An image is held in memory: it is small, and decoders want its bytes. A
+document (a PDF, a TIFF, told by its first bytes) may be hundreds of
+megabytes, so it is hashed as it streams past and stays on disk: its
+:class:`FileBytes` reads what a page needs from the descriptor kept open,
+and memory holds pages, not the file. Whoever reads such a source asks
+:meth:`Source.changed` before trusting what was read: a file written to in
+place while its pages were read no longer matches its hash.
 """
 
 from __future__ import annotations
@@ -13,21 +21,125 @@ import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Protocol, overload
 
+from ocrwatch.documents import Closing
 from ocrwatch.errors import FileError
 from ocrwatch.sidecar import utc_iso
 
 MAX_FILE_BYTES = 1024 * 1024 * 1024
 """Refuse files above 1 GiB before reading them: no page image is that large."""
+PDF_SIGNATURE = b"%PDF-"
+PDF_SIGNATURE_WINDOW = 1024
+"""Readers accept a PDF whose header starts anywhere in its first KiB."""
+TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+"""The first four bytes of a TIFF (little- or big-endian, classic or BigTIFF)."""
+_HASH_CHUNK = 1024 * 1024
+
+
+class ByteSource(Protocol):
+    """Bytes that can be measured and sliced: ``bytes`` itself, or a :class:`FileBytes`."""
+
+    def __len__(self) -> int: ...
+
+    @overload
+    def __getitem__(self, key: int) -> int: ...
+    @overload
+    def __getitem__(self, key: slice) -> bytes: ...
+
+
+def is_pdf(head: ByteSource) -> bool:
+    """True when ``head`` (a file's first bytes, or all of them) carries a PDF header in its first KiB."""
+    return PDF_SIGNATURE in head[:PDF_SIGNATURE_WINDOW]
+
+
+def is_document_head(head: ByteSource) -> bool:
+    """True for a PDF's or a TIFF's first bytes: a file that may hold many pages."""
+    return is_pdf(head) or head[:4] in TIFF_SIGNATURES
+
+
+class FileBytes(Closing):
+    """A regular file's bytes, read on demand from a descriptor held open; sliced like ``bytes``.
+
+    The length is that of the bytes hashed when the file was read. Reads are
+    positional (``pread``), so threads may share it. Close it (or the
+    :class:`Source` holding it) to let the descriptor go.
+    """
+
+    def __init__(self, handle: int, size: int, info: os.stat_result) -> None:
+        self._handle = handle
+        self._size = size
+        self._info = info
+
+    def __len__(self) -> int:
+        return self._size
+
+    @overload
+    def __getitem__(self, key: int) -> int: ...
+    @overload
+    def __getitem__(self, key: slice) -> bytes: ...
+    def __getitem__(self, key: int | slice) -> int | bytes:
+        if isinstance(key, int):
+            position = key + self._size if key < 0 else key
+            if not 0 <= position < self._size:
+                raise IndexError("index out of range")
+            return self.read_at(position, 1)[0]
+        start, stop, step = key.indices(self._size)
+        if step != 1:
+            raise ValueError("FileBytes slices take no step")
+        return self.read_at(start, stop - start)
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        """Up to ``length`` bytes from ``offset``, fewer only at the end of the hashed bytes."""
+        length = max(0, min(length, self._size - offset))
+        chunks = []
+        while length > 0:
+            chunk = os.pread(self._handle, length, offset)
+            if not chunk:
+                break  # the file shrank: the caller sees a short read, and changed() says why
+            chunks.append(chunk)
+            offset += len(chunk)
+            length -= len(chunk)
+        return b"".join(chunks)
+
+    def stream(self) -> BinaryIO:
+        """A file object at the start of the same open file, for readers that want one (Pillow,
+        which hands its descriptor to libtiff); the caller closes it.
+
+        Streams of one :class:`FileBytes` share a file position (reads through
+        :meth:`read_at` do not use it): use one at a time.
+        """
+        stream = os.fdopen(os.dup(self._handle), "rb")
+        stream.seek(0)
+        return stream
+
+    def changed(self) -> bool:
+        """True when the file was written to (or cut) since it was opened and hashed."""
+        now = os.fstat(self._handle)
+        before = self._info
+        return (now.st_size, now.st_mtime_ns, now.st_ctime_ns) != (
+            self._size,
+            before.st_mtime_ns,
+            before.st_ctime_ns,
+        )
+
+    def close(self) -> None:
+        """Let the descriptor go; calling it again does nothing."""
+        if self._handle >= 0:
+            os.close(self._handle)
+            self._handle = -1
 
 
 @dataclass(frozen=True)
-class Source:
-    """The bytes of one file and the facts that identify them."""
+class Source(Closing):
+    """The bytes of one file and the facts that identify them.
+
+    ``data`` is the file's bytes for an image, a :class:`FileBytes` for a
+    document; close the source (or use it as a context manager) when done.
+    """
 
     path: Path
-    data: bytes = field(repr=False)
+    data: bytes | FileBytes = field(repr=False)
     size: int
     mtime_ns: int
     ctime_ns: int
@@ -43,6 +155,15 @@ class Source:
             "ctime_ns": self.ctime_ns,
             "sha256": self.sha256,
         }
+
+    def changed(self) -> bool:
+        """True when the file on disk no longer holds the bytes hashed (only a document is
+        read from disk after it was hashed; an image's bytes are all in hand)."""
+        return isinstance(self.data, FileBytes) and self.data.changed()
+
+    def close(self) -> None:
+        if isinstance(self.data, FileBytes):
+            self.data.close()
 
 
 class SourceGone(Exception):
@@ -88,38 +209,102 @@ def _open(path: Path, *, follow_symlinks: bool) -> int:
         raise FileError(f"cannot open the file: {error.strerror or error}") from error
 
 
+def _regular(handle: int) -> os.stat_result:
+    """The open file's status; raise FileError unless it is a regular file within the size limit."""
+    info = os.fstat(handle)
+    if not stat.S_ISREG(info.st_mode):
+        raise FileError("is not a regular file")
+    if info.st_size > MAX_FILE_BYTES:
+        raise FileError(
+            f"is {info.st_size} bytes, larger than any page image ({MAX_FILE_BYTES} max)"
+        )
+    return info
+
+
+def _read_all(handle: int, size: int) -> bytes:
+    """The whole file, and one byte more if it grew since its status was taken.
+
+    A regular file gives it all at once, and a single chunk is joined without
+    a copy, so an image is held once, not twice.
+    """
+    chunks = []
+    remaining = size + 1
+    while remaining > 0:
+        chunk = os.read(handle, remaining)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def _hash_all(handle: int) -> tuple[str, int]:
+    """SHA-256 and length of everything from the descriptor's position to its end, a chunk at a time."""
+    digest = hashlib.sha256()
+    size = 0
+    buffer = bytearray(_HASH_CHUNK)
+    view = memoryview(buffer)
+    while read := os.readv(handle, [buffer]):
+        digest.update(view[:read])
+        size += read
+    return digest.hexdigest(), size
+
+
 def read_source(path: Path, *, follow_symlinks: bool = False) -> Source:
-    """Read ``path`` once. Raises SourceGone, or FileError for anything but a readable regular file."""
+    """Read ``path`` once: an image into memory, a document hashed and kept open on disk.
+
+    Close the source returned. Raises SourceGone, or FileError for anything
+    but a readable regular file.
+    """
     handle = _open(path, follow_symlinks=follow_symlinks)
     try:
-        info = os.fstat(handle)
-        if not stat.S_ISREG(info.st_mode):
-            raise FileError("is not a regular file")
-        if info.st_size > MAX_FILE_BYTES:
-            raise FileError(
-                f"is {info.st_size} bytes, larger than any page image ({MAX_FILE_BYTES} max)"
-            )
-        # One read for the whole file (and one byte more, to see it grew): a regular
-        # file gives it all at once, and a single chunk is joined without a copy, so
-        # a large document is held once, not twice.
-        chunks = []
-        remaining = info.st_size + 1
-        while remaining > 0:
-            chunk = os.read(handle, remaining)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            remaining -= len(chunk)
-        data = b"".join(chunks)
+        info = _regular(handle)
+        head = os.pread(handle, PDF_SIGNATURE_WINDOW, 0)
+        data: bytes | FileBytes
+        if is_document_head(head):
+            sha256, size = _hash_all(handle)
+            data = FileBytes(handle, size, info)
+            handle = -1  # the source owns it now
+        else:
+            data = _read_all(handle, info.st_size)
+            sha256, size = hashlib.sha256(data).hexdigest(), len(data)
+    except OSError as error:
+        raise FileError(f"cannot read the file: {error.strerror or error}") from error
+    finally:
+        if handle >= 0:
+            os.close(handle)
+    return Source(
+        path=path,
+        data=data,
+        size=size,
+        mtime_ns=info.st_mtime_ns,
+        ctime_ns=info.st_ctime_ns,
+        sha256=sha256,
+    )
+
+
+def open_bytes(path: Path, *, follow_symlinks: bool = False) -> FileBytes:
+    """``path``'s bytes on disk, opened as :func:`read_source` opens it but not hashed, for a
+    look inside (its page count). Close it. Raises SourceGone, or FileError."""
+    handle = _open(path, follow_symlinks=follow_symlinks)
+    try:
+        info = _regular(handle)
+    except BaseException:
+        os.close(handle)
+        raise
+    return FileBytes(handle, info.st_size, info)
+
+
+def hash_file(path: Path, *, follow_symlinks: bool = False) -> str:
+    """SHA-256 of ``path`` as :func:`read_source` would record it, without holding the file.
+
+    Raises SourceGone, or FileError for anything but a readable regular file.
+    """
+    handle = _open(path, follow_symlinks=follow_symlinks)
+    try:
+        _regular(handle)
+        return _hash_all(handle)[0]
     except OSError as error:
         raise FileError(f"cannot read the file: {error.strerror or error}") from error
     finally:
         os.close(handle)
-    return Source(
-        path=path,
-        data=data,
-        size=len(data),
-        mtime_ns=info.st_mtime_ns,
-        ctime_ns=info.st_ctime_ns,
-        sha256=hashlib.sha256(data).hexdigest(),
-    )

@@ -29,11 +29,13 @@ shows as blank rather than as an error.
 from __future__ import annotations
 
 import ctypes
+import functools
 import re
 import weakref
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pypdfium2.raw as pdfium
@@ -43,6 +45,7 @@ from ocrwatch.documents.pdfium import PDFIUM_LOCK, Handle, loaded_page
 from ocrwatch.documents.pdflayout import DEFAULT_MAX_PAGE_MPIXELS, PdfPage, lay_out
 from ocrwatch.documents.pdftext import PageText, read_text
 from ocrwatch.errors import DocumentError
+from ocrwatch.source import ByteSource
 
 RELOAD_AFTER_LOADS = 24
 """Page loads after which a document is opened afresh (three per page read: its layout, its
@@ -84,12 +87,12 @@ class Completeness:
 
 
 def open_pdf(
-    data: bytes, *, password: str | None = None, max_pages: int = DEFAULT_MAX_PAGES
+    data: ByteSource, *, password: str | None = None, max_pages: int = DEFAULT_MAX_PAGES
 ) -> PdfDocument:
-    """Open a PDF held in memory; raise DocumentError (bad_input) if it cannot be read within limits."""
+    """Open a PDF, in memory or on disk; raise DocumentError (bad_input) if it cannot be read within limits."""
     secret = None if password is None else password.encode("utf-8")
     with PDFIUM_LOCK:
-        handle = pdfium.FPDF_LoadMemDocument64(data, len(data), secret)
+        handle, keep = _load(data, secret)
         if not handle:
             raise _open_error(pdfium.FPDF_GetLastError(), password=password, size=len(data))
         count = pdfium.FPDF_GetPageCount(handle)
@@ -99,11 +102,11 @@ def open_pdf(
         raise _Damaged("PDF has no pages")
     if count > max_pages:
         raise DocumentError(f"PDF has {count} pages, more than the limit of {max_pages}")
-    return PdfDocument(handle, data, count, secret=secret)
+    return PdfDocument(handle, data, count, secret=secret, keep=keep)
 
 
 def pdf_completeness(
-    data: bytes, *, password: str | None = None, max_pages: int = DEFAULT_MAX_PAGES
+    data: ByteSource, *, password: str | None = None, max_pages: int = DEFAULT_MAX_PAGES
 ) -> Completeness:
     """Whether a PDF is finished: it ends in ``%%EOF``, opens, and loads every page.
 
@@ -137,20 +140,26 @@ class PdfDocument(Closing):
     """
 
     def __init__(
-        self, handle: Handle, data: bytes, page_count: int, *, secret: bytes | None = None
+        self,
+        handle: Handle,
+        data: ByteSource,
+        page_count: int,
+        *,
+        secret: bytes | None = None,
+        keep: Any,
     ) -> None:
         """Wrap a document handle from :func:`open_pdf`, which is how documents are made."""
         self.page_count = page_count
         self._data = data
         self._secret = secret
         self._loads = 0
-        self._adopt(handle)
+        self._adopt(handle, keep)
 
-    def _adopt(self, handle: Handle) -> None:
+    def _adopt(self, handle: Handle, keep: Any) -> None:
         self._handle: Handle = handle
-        # PDFium reads from ``data`` for as long as the document is open, so the
-        # finalizer, which closes it, holds the bytes until then.
-        self._finalizer = weakref.finalize(self, _close_document, handle, self._data)
+        # PDFium reads through ``keep`` (the bytes, or the file's callback) for as
+        # long as the document is open, so the finalizer, which closes it, holds it.
+        self._finalizer = weakref.finalize(self, _close_document, handle, keep)
         # At exit PDFium may already be shut down; the memory goes with the process.
         self._finalizer.atexit = False
 
@@ -231,21 +240,52 @@ class PdfDocument(Closing):
         document is open, so reading a long scan would hold its whole image
         data a second time. Called with ``PDFIUM_LOCK`` held, between pages.
         """
-        handle = pdfium.FPDF_LoadMemDocument64(self._data, len(self._data), self._secret)
+        handle, keep = _load(self._data, self._secret)
         if not handle:
             return  # it opened before: keep the handle there is
         self._finalizer()
-        self._adopt(handle)
+        self._adopt(handle, keep)
         self._loads = 0
 
 
-def _close_document(handle: Handle, data: bytes) -> None:
-    """Close a document; ``data``, its bytes, is only held alive until this point."""
+def _load(data: ByteSource, secret: bytes | None) -> tuple[Handle, Any]:
+    """A document handle for ``data`` (null on failure), and what must outlive it; call with
+    ``PDFIUM_LOCK`` held.
+
+    Bytes in memory are handed to PDFium as they are, and PDFium reads them
+    until the document is closed. A file on disk is read through a callback,
+    so PDFium reads the parts a page needs where they lie and the file is
+    never held whole; the callback and its structure are what must outlive
+    the handle.
+    """
+    if isinstance(data, bytes):
+        return pdfium.FPDF_LoadMemDocument64(data, len(data), secret), data
+    access = pdfium.FPDF_FILEACCESS()
+    access.m_FileLen = len(data)
+    access.m_GetBlock = type(access.m_GetBlock)(functools.partial(_read_block, data))
+    access.m_Param = None
+    return pdfium.FPDF_LoadCustomDocument(ctypes.byref(access), secret), access
+
+
+def _read_block(data: ByteSource, _param: Any, position: int, buffer: Any, size: int) -> int:
+    """PDFium's read callback: ``size`` bytes at ``position`` into ``buffer``; 0 when they cannot be read."""
+    try:
+        block = data[position : position + size]
+    except OSError:
+        return 0
+    if len(block) != size:
+        return 0
+    ctypes.memmove(buffer, block, size)
+    return 1
+
+
+def _close_document(handle: Handle, keep: Any) -> None:
+    """Close a document; ``keep``, what PDFium reads it through, is only held alive until this point."""
     with PDFIUM_LOCK:
         pdfium.FPDF_CloseDocument(handle)
 
 
-def _linearized_length(data: bytes) -> int:
+def _linearized_length(data: ByteSource) -> int:
     """The file length a linearized PDF declares (/L), or 0 when it is not linearized.
 
     A linearized file carries a first-page trailer ending in ``%%EOF`` near its

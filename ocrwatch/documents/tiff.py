@@ -18,7 +18,8 @@ at hand): a file cut off anywhere is ``incomplete``, a broken page is
 ``bad_input``; messages about one page name it, counted from 1 as a viewer
 counts them.
 
-Memory: the file's bytes, one page in Pillow's buffer (reused or replaced by
+Memory: the file's bytes when they are in memory (a file read from disk
+through :class:`~ocrwatch.source.FileBytes` is not held), one page in Pillow's buffer (reused or replaced by
 the next page) and the arrays the caller keeps. A document is not safe to
 share between threads; open one per thread.
 
@@ -36,6 +37,7 @@ from __future__ import annotations
 import io
 import math
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import numpy as np
 from PIL import ExifTags, TiffImagePlugin
@@ -53,9 +55,9 @@ from ocrwatch.imaging.containers import (
     truncated_message,
 )
 from ocrwatch.imaging.decode import DecodedImage, to_array, upright
+from ocrwatch.source import TIFF_SIGNATURES, ByteSource, FileBytes
 
-SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
-"""The first four bytes of a TIFF (little- or big-endian, classic or BigTIFF)."""
+SIGNATURES = TIFF_SIGNATURES
 
 _FORMAT = "TIFF"
 _SHOWN_PREFIX = 8
@@ -90,26 +92,30 @@ class TiffDocument(Closing):
     def __init__(
         self,
         image: TiffImagePlugin.TiffImageFile,
-        data: bytes,
+        data: ByteSource,
+        stream: BinaryIO,
         *,
         page_count: int,
         max_pixels: int,
     ) -> None:
-        """Read every page's directory of a TIFF Pillow has opened; raise ImageError as :func:`tiff_pages`."""
+        """Read every page's directory of a TIFF Pillow has opened from ``stream``; raise
+        ImageError as :func:`tiff_pages`."""
         self._image = image
-        self._data = data  # Pillow reads each page from these bytes
+        self._data = data  # where a failed page is told cut off from broken
+        self._stream = stream  # what Pillow reads each page from
         self._page_count = page_count
         try:
             self.pages: tuple[TiffPage, ...] = tuple(
                 self._read_page(index, max_pixels) for index in range(page_count)
             )
         except ImageError:
-            image.close()
+            self.close()
             raise
 
     def close(self) -> None:
-        """Let go of Pillow's image and its page buffer; calling it again does nothing."""
+        """Let go of Pillow's image, its page buffer and the file; calling it again does nothing."""
         self._image.close()
+        self._stream.close()
 
     def decode(self, index: int) -> DecodedImage:
         """Decode page ``index`` (from 0) into upright pixels; raise ImageError naming the page.
@@ -168,7 +174,9 @@ class TiffDocument(Closing):
             raise _on_page(index, self._page_count, _directory_error(self._data, error)) from error
 
 
-def tiff_pages(data: bytes, *, max_pixels: int, max_pages: int = DEFAULT_MAX_PAGES) -> TiffDocument:
+def tiff_pages(
+    data: ByteSource, *, max_pixels: int, max_pages: int = DEFAULT_MAX_PAGES
+) -> TiffDocument:
     """Read a TIFF's directories, decoding no pixel; raise ImageError if it cannot be read.
 
     ``incomplete`` when the data ends inside the header, the chain of
@@ -179,8 +187,8 @@ def tiff_pages(data: bytes, *, max_pixels: int, max_pages: int = DEFAULT_MAX_PAG
     """
     if not data:
         raise ImageError("file is empty (0 bytes)", incomplete=True)
-    if not data.startswith(SIGNATURES):
-        if any(signature.startswith(data) for signature in SIGNATURES):
+    if data[:4] not in SIGNATURES:
+        if len(data) < 4 and any(signature.startswith(data[:4]) for signature in SIGNATURES):
             raise ImageError(truncated_message(_FORMAT, data), incomplete=True)
         raise ImageError(f"not a TIFF (starts with {data[:_SHOWN_PREFIX]!r})")
     directories = tiff_directories(data, limit=max_pages + 1)
@@ -190,15 +198,20 @@ def tiff_pages(data: bytes, *, max_pixels: int, max_pages: int = DEFAULT_MAX_PAG
         raise ImageError("TIFF has no pages")
     if len(directories) > max_pages:
         raise ImageError(f"TIFF has more pages than the limit of {max_pages} (max_pages)")
+    # A file on disk is read through a descriptor of its own: Pillow hands it to
+    # libtiff, which reads a page's strips where they lie. From memory, libtiff
+    # is given the whole file for every page it decodes.
+    stream = data.stream() if isinstance(data, FileBytes) else io.BytesIO(data[:])
     try:
-        image = TiffImagePlugin.TiffImageFile(io.BytesIO(data))
+        image = TiffImagePlugin.TiffImageFile(stream)
     except PILLOW_ERRORS as error:
+        stream.close()
         raise _on_page(0, len(directories), _directory_error(data, error)) from error
-    return TiffDocument(image, data, page_count=len(directories), max_pixels=max_pixels)
+    return TiffDocument(image, data, stream, page_count=len(directories), max_pixels=max_pixels)
 
 
 def verify_tiff(
-    data: bytes, *, max_pixels: int, max_pages: int = DEFAULT_MAX_PAGES
+    data: ByteSource, *, max_pixels: int, max_pages: int = DEFAULT_MAX_PAGES
 ) -> tuple[TiffPage, ...]:
     """Decode every page in turn, keeping none; the pages, or ImageError as from :meth:`TiffDocument.decode`."""
     with tiff_pages(data, max_pixels=max_pixels, max_pages=max_pages) as document:
@@ -207,7 +220,7 @@ def verify_tiff(
         return document.pages
 
 
-def _directory_error(data: bytes, error: BaseException) -> ImageError:
+def _directory_error(data: ByteSource, error: BaseException) -> ImageError:
     """Classify a failure to read a page's directory: cut off, an unknown compression, corrupt."""
     failure = decode_error(data, _FORMAT, error, None)
     if failure.classification != "incomplete" and isinstance(error, KeyError):

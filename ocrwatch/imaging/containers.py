@@ -21,6 +21,7 @@ import io
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from PIL import (
     BmpImagePlugin,  # noqa: F401 - importing a plugin registers its format
@@ -34,8 +35,11 @@ from PIL import (
 )
 
 from ocrwatch.errors import ImageError
-from ocrwatch.imaging.frames import gif_frames
+from ocrwatch.imaging.frames import gif_frames, unpack_at
 from ocrwatch.imaging.frames import tiff_directories as tiff_directories  # documents.tiff uses it
+
+if TYPE_CHECKING:
+    from ocrwatch.source import ByteSource
 
 SUPPORTED_FORMATS: frozenset[str] = frozenset({"JPEG", "PNG", "TIFF", "BMP", "GIF", "WEBP"})
 """Pillow format names this module decodes; MPO (a JPEG with extra frames) is read as JPEG."""
@@ -131,7 +135,7 @@ def probe(data: bytes, *, max_pixels: int) -> ImageInfo:
     return info
 
 
-def load(image: ImageFile.ImageFile, info: ImageInfo, data: bytes) -> None:
+def load(image: ImageFile.ImageFile, info: ImageInfo, data: ByteSource) -> None:
     """Decode ``image``'s pixel data; raise ImageError (incomplete or permanent) if it fails."""
     try:
         image.load()
@@ -259,7 +263,7 @@ def _format_of(name: str) -> str:
 
 
 def decode_error(
-    data: bytes, format_name: str, error: BaseException, image: ImageFile.ImageFile | None
+    data: ByteSource, format_name: str, error: BaseException, image: ImageFile.ImageFile | None
 ) -> ImageError:
     """Classify a Pillow failure: half-written data (retry) or a broken file (give up)."""
     if _looks_truncated(data, format_name, image) or _is_truncation(error):
@@ -267,7 +271,7 @@ def decode_error(
     return ImageError(f"{format_name} data is corrupt ({error})")
 
 
-def truncated_message(format_name: str, data: bytes) -> str:
+def truncated_message(format_name: str, data: ByteSource) -> str:
     """The message of an ImageError for data that ends early."""
     return f"{format_name} data ends early (truncated at {len(data)} bytes)"
 
@@ -276,8 +280,17 @@ def _is_truncation(error: BaseException) -> bool:
     return isinstance(error, EOFError | struct.error) or "truncated" in str(error).lower()
 
 
-def _looks_truncated(data: bytes, format_name: str, image: ImageFile.ImageFile | None) -> bool:
-    """True when the container's own structure says bytes are missing at the end."""
+def _looks_truncated(
+    source: ByteSource, format_name: str, image: ImageFile.ImageFile | None
+) -> bool:
+    """True when the container's own structure says bytes are missing at the end.
+
+    A TIFF's structure is read where it lies (a document's may be on disk);
+    other formats are in memory already.
+    """
+    if format_name == "TIFF":
+        return _tiff_truncated(source, image)
+    data = source if isinstance(source, bytes) else source[:]
     checks: dict[str, Callable[[], bool]] = {
         "JPEG": lambda: not _jpeg_complete(data),
         "PNG": lambda: not _png_chunks(data)[0],
@@ -288,7 +301,6 @@ def _looks_truncated(data: bytes, format_name: str, image: ImageFile.ImageFile |
             len(data) < 14
             or (data[6:10] == bytes(4) and struct.unpack_from("<I", data, 2)[0] > len(data))
         ),
-        "TIFF": lambda: _tiff_truncated(data, image),
     }
     check = checks.get(format_name)
     return check is not None and check()
@@ -325,7 +337,7 @@ def _png_chunks(data: bytes) -> tuple[bool, bytes | None]:
     return False, exif
 
 
-def _tiff_values_cut(data: bytes, directory: int) -> bool:
+def _tiff_values_cut(data: ByteSource, directory: int) -> bool:
     """True when a value the directory at ``directory`` points to lies past the end of ``data``.
 
     Pillow skips such a tag with a warning, so a file cut inside the values
@@ -336,16 +348,17 @@ def _tiff_values_cut(data: bytes, directory: int) -> bool:
     entry_format, entry_size, inline = ("HHQQ", 20, 8) if big else ("HHII", 12, 4)
     count_format = "Q" if big else "H"
     first = directory + struct.calcsize(count_format)
-    entries = struct.unpack_from(order + count_format, data, directory)[0]
-    for position in range(first, first + entries * entry_size, entry_size):
-        _tag, kind, count, value = struct.unpack_from(order + entry_format, data, position)
+    entries = unpack_at(order + count_format, data, directory)
+    table = data[first : first + entries * entry_size]  # one read for the whole directory
+    for position in range(0, len(table) - entry_size + 1, entry_size):
+        _tag, kind, count, value = struct.unpack_from(order + entry_format, table, position)
         size = count * _TIFF_VALUE_SIZES.get(kind, 0)
         if size > inline and value + size > len(data):
             return True
     return False
 
 
-def _tiff_truncated(data: bytes, image: ImageFile.ImageFile | None) -> bool:
+def _tiff_truncated(data: ByteSource, image: ImageFile.ImageFile | None) -> bool:
     """True when a directory in the chain, a value it points to, or the current page's strips lie past the end."""
     directories = tiff_directories(data)
     if directories is None or any(_tiff_values_cut(data, offset) for offset in directories):

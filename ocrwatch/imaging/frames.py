@@ -18,6 +18,10 @@ from __future__ import annotations
 
 import re
 import struct
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ocrwatch.source import ByteSource
 
 _MAX_TIFF_PAGES = 10_000
 """Directories followed when checking a TIFF for truncation (guards against loops)."""
@@ -36,33 +40,42 @@ _GIF_BLOCK = re.compile(rb"[!,;]")
 """The next block, past bytes that begin none (Pillow skips them)."""
 
 
-def tiff_directories(data: bytes, *, limit: int = _MAX_TIFF_PAGES) -> list[int] | None:
+def tiff_directories(data: ByteSource, *, limit: int = _MAX_TIFF_PAGES) -> list[int] | None:
     """Offsets of a TIFF's first ``limit`` directories (pages) in chain order; None if cut off.
 
     Only the chain of directory headers is walked, no tag is read. None when
     the header or a directory lies past the end of ``data``. A chain that
-    links back to a directory already seen ends there, as in Pillow.
+    links back to a directory already seen ends there, as in Pillow. ``data``
+    is only sliced, a few bytes per directory, so a file read from disk on
+    demand is walked without being read whole.
     """
     if len(data) < 16:
         return None
     order = "<" if data[:2] == b"II" else ">"
     big = data[2:4] in (b"+\x00", b"\x00+")  # BigTIFF: 8-byte offsets, 20-byte entries
     offset_format, count_format, entry_size = ("Q", "Q", 20) if big else ("I", "H", 12)
-    offset = struct.unpack_from(order + offset_format, data, 8 if big else 4)[0]
+    offset = unpack_at(order + offset_format, data, 8 if big else 4)
     directories: list[int] = []
     seen: set[int] = set()
+    count_size = struct.calcsize(count_format)
+    offset_size = struct.calcsize(offset_format)
     while offset and offset not in seen and len(directories) < limit:
         seen.add(offset)
         directories.append(offset)
-        count_size = struct.calcsize(count_format)
         if offset + count_size > len(data):
             return None
-        entries = struct.unpack_from(order + count_format, data, offset)[0]
+        entries = unpack_at(order + count_format, data, offset)
         next_at = offset + count_size + entries * entry_size
-        if next_at + struct.calcsize(offset_format) > len(data):
+        if next_at + offset_size > len(data):
             return None
-        offset = struct.unpack_from(order + offset_format, data, next_at)[0]
+        offset = unpack_at(order + offset_format, data, next_at)
     return directories
+
+
+def unpack_at(format_: str, data: ByteSource, offset: int) -> int:
+    """The one number of ``format_`` stored at ``offset``; raise struct.error past the end."""
+    value: int = struct.unpack(format_, data[offset : offset + struct.calcsize(format_)])[0]
+    return value
 
 
 def gif_frames(data: bytes, *, limit: int) -> int | None:

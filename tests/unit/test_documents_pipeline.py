@@ -358,3 +358,41 @@ def test_a_shutdown_leaves_the_pages_not_started_for_the_next_start(
     restarted = engine()
     assert Status.DONE == process_file(path, inbox, restarted, resume=store).status
     assert ["scan-p2", "scan-p3"] == restarted.calls
+
+
+@pytest.mark.parametrize("kind", ["pdf", "tiff"])
+def test_a_document_written_to_while_its_pages_are_read_is_read_again(
+    inbox: InboxPlan, tmp_path: Path, kind: str
+) -> None:
+    """A document is read from disk, page by page, after it was hashed: a writer appending to
+    it meanwhile leaves no sidecar and no kept page, and the next try reads the new bytes."""
+    store = StateStore(tmp_path / "state")
+    if kind == "pdf":
+        path = scanned_pdf(inbox.path / "scan.pdf")
+    else:
+        path = inbox.path / "scan.tif"
+        first, _ = page(["one"], size=(300, 200))
+        second, _ = page(["two"], size=(300, 200))
+        first.save(path, save_all=True, append_images=[second])
+
+    class AppendedToOnPageTwo(FakeEngine):
+        def recognize(self, request: OcrRequest) -> OcrResult:
+            if request.name == "scan-p2":
+                with path.open("ab") as stream:  # in place: same inode, new mtime and size
+                    stream.write(b"\n% appended by a slow writer\n")
+            return super().recognize(request)
+
+    writer = AppendedToOnPageTwo()
+    writer.page_workers = 1
+    outcome = process_file(path, inbox, writer, resume=store, give_up=())
+    assert (Status.RETRY, "incomplete") == (outcome.status, outcome.classification)
+    assert "written to while its pages were read" in outcome.message
+    paths = SidecarPaths.of(path)
+    assert not paths.result.exists() and not paths.error.exists()
+    old_hash = hashlib.sha256(path.read_bytes()[: -len(b"\n% appended by a slow writer\n")])
+    key = f"{inbox.rules.fingerprint}/{inbox.rules.pdf_fingerprint}"
+    assert {} == store.saved_pages(path, old_hash.hexdigest(), key)
+    settled = engine()
+    assert Status.DONE == process_file(path, inbox, settled, resume=store).status
+    assert ["scan", "scan-p2"] == settled.calls[:2]
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == record_of(path)["source"]["sha256"]
