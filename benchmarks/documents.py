@@ -26,9 +26,10 @@ process on the same CPUs:
    the TIFF is first made a PDF with ``img2pdf`` (which OCRmyPDF depends
    on), timed with it. Without ``ocrmypdf`` the rows say so and ocrwatch is
    still measured; nothing is installed;
-4. the peak resident set (``ru_maxrss`` of the child from ``wait4``, and
-   the sum over its process tree sampled from ``/proc``, whichever is
-   larger) of ``ocrwatch once`` reading a long PDF and a long TIFF (the same
+4. the peak resident set (``ru_maxrss`` of the reader, started by the small
+   launcher :mod:`benchmarks.peak` so that the benchmark's own memory is not
+   charged to it, and the sum over its process tree sampled from ``/proc``,
+   whichever is larger) of ``ocrwatch once`` reading a long PDF and a long TIFF (the same
    pages repeated, each page its own image) with the ocr.space engine and a
    server answering at once;
 5. the character error rate of each PDF page's text against the same page
@@ -330,7 +331,7 @@ class Run:
     seconds: float
     returncode: int
     max_rss_kib: int
-    """``ru_maxrss`` from ``wait4``: the largest single process of the tree."""
+    """``ru_maxrss`` of the reader as :mod:`benchmarks.peak` saw it: its largest single process."""
     tree_peak_kib: int
     """The largest sum of VmRSS over the process tree, sampled every 50 ms."""
 
@@ -349,10 +350,11 @@ def run_measured(
     cpus = reader_cpus()
     peak = 0
     done = threading.Event()
+    report = log.with_suffix(".peak.json")
     with log.open("ab") as output:
         started = time.perf_counter()
         process = subprocess.Popen(
-            list(command),
+            [sys.executable, "-m", "benchmarks.peak", str(report), *command],
             stdout=output,
             stderr=subprocess.STDOUT,
             cwd=REPO,
@@ -372,7 +374,8 @@ def run_measured(
         killer = threading.Timer(timeout, os.killpg, (process.pid, signal.SIGKILL))
         killer.start()
         try:
-            _, status, usage = os.wait4(process.pid, 0)
+            # The launcher's own usage counts the benchmark's memory at the fork: unused.
+            _, status, _ = os.wait4(process.pid, 0)
         finally:
             seconds = time.perf_counter() - started
             killer.cancel()
@@ -381,7 +384,8 @@ def run_measured(
     process.returncode = os.waitstatus_to_exitcode(status)
     if seconds >= timeout:
         raise RuntimeError(f"{command[0]} ran past {timeout:g} s and was killed; log {log}")
-    return Run(seconds, process.returncode, usage.ru_maxrss, peak)
+    reader_kib = int(json.loads(report.read_text())["max_rss_kib"])
+    return Run(seconds, process.returncode, reader_kib, peak)
 
 
 def _once(
