@@ -75,6 +75,7 @@ from benchmarks.harness import (
     write_config,
 )
 from ocrwatch.once import OCRSPACE_WORKERS
+from ocrwatch.sidecar import SCHEMA_VERSION
 from tests.support import pdfs, render
 from tests.support.scoring import cer
 
@@ -423,9 +424,10 @@ def _record(document: Path, pages: int) -> dict[str, Any]:
         raise RuntimeError(f"no {record_path.name}: ocrwatch does not read this document yet")
     record = json.loads(record_path.read_text(encoding="utf-8"))
     found = (record.get("schema_version"), record.get("status"), len(record.get("pages", [])))
-    if found != (2, "done", pages):
+    if found != (SCHEMA_VERSION, "done", pages):
         raise RuntimeError(
-            f"{record_path.name}: schema, status, pages {found}, expected (2, 'done', {pages})"
+            f"{record_path.name}: schema, status, pages {found}, "
+            f"expected ({SCHEMA_VERSION}, 'done', {pages})"
         )
     return record
 

@@ -73,10 +73,11 @@ def relocate(path: Path, inbox: InboxPlan, folder: Path, *, failed: bool) -> Pat
     move(path, target)
     if inbox.output is None:
         before, after = SidecarPaths.of(path), SidecarPaths.of(target)
+        formats = ("txt", "hocr", "alto", "pdf", "json")  # the record, the commit mark, last
         pairs = (
             [(before.error, after.error)]
             if failed
-            else [(before.text, after.text), (before.result, after.result)]
+            else [(before.output(name), after.output(name)) for name in formats]
         )
         for source, destination in pairs:
             with contextlib.suppress(FileNotFoundError):

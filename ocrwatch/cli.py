@@ -267,6 +267,7 @@ def _describe_inbox(plan: Plan, inbox: InboxPlan) -> str:
             + "; ".join(f"{name} {_describe_rule(rule.describe())}" for name, rule in rules.regions)
         )
     lines.append(f"  output:    {inbox.output or 'next to each image'}")
+    lines.append(f"  formats:   {_describe_formats(inbox)}")
     options = [f"orientation detection {'on' if rules.detect_orientation else 'off'}"]
     if rules.engine == "ocrspace":
         options += [
@@ -275,6 +276,20 @@ def _describe_inbox(plan: Plan, inbox: InboxPlan) -> str:
         ]
     lines.append(f"  options:   {', '.join(options)}")
     return "\n".join(lines)
+
+
+def _describe_formats(inbox: InboxPlan) -> str:
+    outputs = inbox.outputs
+    described = ", ".join(outputs.formats)
+    if "pdf" in outputs.formats:
+        pdf = inbox.config.searchable_pdf
+        level = "plain" if pdf.pdfa == "none" else f"PDF/A-{pdf.pdfa}, else {pdf.on_pdfa_failure}"
+        described += (
+            f" (searchable PDF: {level}, rotate pages {'on' if pdf.rotate_pages else 'off'})"
+        )
+    if inbox.rules.orient_locally:
+        described += "; pages turned upright here before upload, for word boxes"
+    return described
 
 
 def _describe_rule(rule: dict[str, str]) -> str:

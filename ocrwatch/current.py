@@ -32,6 +32,7 @@ from typing import Any, Literal
 
 from ocrwatch import sidecar
 from ocrwatch.errors import FileError
+from ocrwatch.outputs.write import OutputSettings, stale
 from ocrwatch.plan import InboxPlan, Rules
 from ocrwatch.sidecar import SidecarPaths
 from ocrwatch.source import SourceGone, hash_file
@@ -106,23 +107,29 @@ def verdict(
 
     ``failures=False`` ignores error sidecars and partial documents (``once --retry-failed``).
     """
-    paths = SidecarPaths.of(path, inbox.sidecar_dir(path))
-    rules = inbox.rules
+    paths = inbox.sidecars(path)
     if cache is not None and facts.sha256 is None:
-        cached = _cached(cache, path, paths, rules.fingerprint, facts)
-        if cached is not None and (failures or cached == "done"):
+        cached = _cached(cache, path, paths, cache_key(inbox), facts)
+        if (
+            cached is not None
+            and (failures or cached == "done")
+            and (cached == "failed" or _files_exist(paths, inbox.outputs))
+        ):
             return Verdict(cached, "cached verdict is current")
-    found = _judge(paths, rules, facts, failures=failures)
+    found = _judge(paths, inbox, facts, failures=failures)
     if found is not None and cache is not None:
         remember(cache, path, inbox, found.status)
     return found
 
 
 def _judge(
-    paths: SidecarPaths, rules: Rules, facts: FileFacts, *, failures: bool
+    paths: SidecarPaths, inbox: InboxPlan, facts: FileFacts, *, failures: bool
 ) -> Verdict | None:
+    rules = inbox.rules
     record = sidecar.load_head(paths.result)
     same = record is not None and same_settings(record, rules) and _same_file(record, facts)
+    if same and record is not None and stale(record, paths, inbox.outputs):
+        return None  # read, but some file the inbox wants is missing: see outputs_due
     if same and record is not None and record.get("status") != "partial":
         return Verdict("done", "sidecar is current")
     # Only now the error sidecar: most files a scan judges are done, and have none.
@@ -141,6 +148,57 @@ def _judge(
     if not same_stat and (facts.sha256 is None or known.get("sha256") != facts.sha256):
         return None
     return Verdict("failed", f"failed before: {_message(failure)}")
+
+
+def outputs_due(
+    path: Path, inbox: InboxPlan, facts: FileFacts
+) -> tuple[dict[str, Any], list[str]] | None:
+    """The record of ``path`` and the formats to write, when its OCR is current (done or
+    partial) but some file the inbox wants is missing, changed, or made under other options.
+
+    None when the file must be read (or is current). The record may be one
+    without words (version 1): :func:`ocrwatch.outputs.model.has_words` says
+    whether the formats can be written from it.
+    """
+    paths = inbox.sidecars(path)
+    head = sidecar.load_head(paths.result)
+    if head is None or not same_settings(head, inbox.rules) or not _same_file(head, facts):
+        return None
+    due = stale(head, paths, inbox.outputs)
+    record = sidecar.load(paths.result) if due else None
+    return (record, due) if record is not None else None
+
+
+def is_own_output(path: Path, inbox: InboxPlan) -> bool:
+    """True when ``path`` is a searchable PDF ocrwatch wrote: its input's record lists it with
+    this size and mtime. A file merely named ``x.ocr.pdf`` is a user's, and an input."""
+    name = path.name
+    if not name.endswith(sidecar.PDF_SUFFIX) or len(name) == len(sidecar.PDF_SUFFIX):
+        return False
+    made_from = path.with_name(name[: -len(sidecar.PDF_SUFFIX)])
+    record = sidecar.load_head(inbox.sidecars(made_from).result)
+    info = stat_of(path)
+    if record is None or info is None:
+        return False
+    return any(
+        entry.get("format") == "pdf"
+        and entry.get("name") == name
+        and (entry.get("size"), entry.get("mtime_ns")) == (info.st_size, info.st_mtime_ns)
+        for entry in record.get("outputs") or ()
+    )
+
+
+def cache_key(inbox: InboxPlan) -> str:
+    """What a cached verdict must have been made under: the settings fingerprint, and the
+    files the inbox writes when they are not the default."""
+    extra = inbox.outputs.cache_key
+    return f"{inbox.rules.fingerprint}+{extra}" if extra else inbox.rules.fingerprint
+
+
+def _files_exist(paths: SidecarPaths, outputs: OutputSettings) -> bool:
+    """True when every model format the inbox writes has a file (a cheap check of a cached
+    verdict: a deleted ``.alto.xml`` is written again)."""
+    return all(stat_of(paths.output(name)) is not None for name in outputs.model_formats)
 
 
 def same_settings(record: dict[str, Any], rules: Rules) -> bool:
@@ -206,7 +264,7 @@ def remember(cache: StateStore, path: Path, inbox: InboxPlan, status: Finished) 
 
     A partial document is keyed by its error sidecar, whose removal sends it back.
     """
-    paths = SidecarPaths.of(path, inbox.sidecar_dir(path))
+    paths = inbox.sidecars(path)
     image = stat_of(path)
     written = stat_of(paths.result if status == "done" else paths.error)
     if image is None or written is None:
@@ -216,7 +274,7 @@ def remember(cache: StateStore, path: Path, inbox: InboxPlan, status: Finished) 
         CachedFile(
             size=image.st_size,
             mtime_ns=image.st_mtime_ns,
-            fingerprint=inbox.rules.fingerprint,
+            fingerprint=cache_key(inbox),
             status=status,
             sidecar_size=written.st_size,
             sidecar_mtime_ns=written.st_mtime_ns,

@@ -136,4 +136,5 @@ def event(
         chars=outcome.chars,
         seconds=outcome.seconds,
         engine=engine,
+        formats={name: paths.output(name) for name in inbox.outputs.model_formats if written},
     )

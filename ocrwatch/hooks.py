@@ -20,7 +20,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,8 @@ class FileEvent:
     chars: int = 0
     seconds: float = 0.0
     engine: str = ""
+    formats: Mapping[str, Path] = field(default_factory=dict)
+    """The other files written, by format (``hocr``, ``alto``, ``pdf``)."""
 
     def placeholders(self) -> dict[str, str]:
         return {
@@ -71,6 +73,7 @@ class FileEvent:
             "status": self.status,
             "inbox": str(self.inbox or ""),
             "name": self.image.name,
+            **{name: str(self.formats.get(name, "")) for name in ("hocr", "alto", "pdf")},
         }
 
     def summary(self) -> dict[str, Any]:
@@ -82,6 +85,7 @@ class FileEvent:
             "text_path": str(self.text) if self.text else None,
             "json_path": str(self.record) if self.record else None,
             "error_path": str(self.error) if self.error else None,
+            **{f"{name}_path": str(path) for name, path in self.formats.items()},
             "inbox": str(self.inbox) if self.inbox else None,
             "engine": self.engine,
             "message": self.message,

@@ -64,6 +64,15 @@ def redact(text: str) -> str:
     return text
 
 
+def redact_bytes(data: bytes) -> bytes:
+    """UTF-8 ``data`` (an hOCR or ALTO file) with every registered secret replaced."""
+    with _secrets_lock:
+        if not _secrets:
+            return data
+    text = data.decode("utf-8", errors="surrogateescape")
+    return redact(text).encode("utf-8", errors="surrogateescape")
+
+
 def _priority(levelno: int) -> int:
     for level in (logging.CRITICAL, logging.ERROR, logging.WARNING, logging.INFO):
         if levelno >= level:

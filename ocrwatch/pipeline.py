@@ -16,6 +16,7 @@ one. One bad file never stops a run.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Collection
@@ -33,6 +34,8 @@ from ocrwatch.errors import (
     RateLimitError,
 )
 from ocrwatch.outcome import Outcome, Status
+from ocrwatch.outputs import write
+from ocrwatch.outputs.model import has_words
 from ocrwatch.pages import (
     open_document,
 )
@@ -132,6 +135,38 @@ def process_file(
         )
 
 
+def _outputs_only(path: Path, inbox: InboxPlan, source: Source, facts: FileFacts) -> Outcome | None:
+    """Write the files ``path``'s inbox wants that its current record lacks, without OCR; None
+    when the file must be read (no current record, or one without the words they need)."""
+    due = current.outputs_due(path, inbox, facts)
+    if due is None:
+        return None
+    record, formats = due
+    needs_words = [name for name in formats if name in write.MODEL_FORMATS]
+    if needs_words and not has_words(record):
+        logger.info(
+            "%s: reading it again: its record (version %s) keeps no word boxes, which %s need",
+            path,
+            record.get("schema_version"),
+            ", ".join(needs_words),
+        )
+        return None
+    paths = inbox.sidecars(path)
+    sidecar.preflight(paths.result.parent)
+    written = write.rewrite_outputs(
+        paths, inbox.outputs, record, formats, write.opener(source.data)
+    )
+    partial = record.get("status") == "partial"
+    return Outcome(
+        path,
+        Status.PARTIAL if partial else Status.DONE,
+        f"wrote {', '.join(written)} from its record, without OCR",
+        seconds=0.0,
+        chars=len(str(record.get("text", ""))),
+        sidecar=paths.result,
+    )
+
+
 def _process(
     path: Path,
     inbox: InboxPlan,
@@ -149,9 +184,11 @@ def _process(
     on_page: PageProgress | None,
 ) -> Outcome:
     clock = time.perf_counter()
-    paths = SidecarPaths.of(path, inbox.sidecar_dir(path))
+    paths = inbox.sidecars(path)
     rules = inbox.rules
     source: Source | None = None
+    if current.is_own_output(path, inbox):
+        return Outcome(path, Status.SKIPPED, "a searchable PDF ocrwatch wrote", seconds=0.0)
     try:
         source = read_source(path, follow_symlinks=follow_symlinks)
         if not force:
@@ -164,6 +201,9 @@ def _process(
                     found.message,
                     seconds=time.perf_counter() - clock,
                 )
+            written = _outputs_only(path, inbox, source, facts)
+            if written is not None:
+                return dataclasses.replace(written, seconds=time.perf_counter() - clock)
         sidecar.preflight(paths.result.parent)
         read_seconds = time.perf_counter() - clock
         with open_document(
@@ -218,7 +258,9 @@ def _process(
         )
         partial = record["status"] == "partial"
         failure = partial_record(record, first_attempt=first_attempt) if partial else None
-        sidecar.commit(paths, text, record, failure=failure)
+        write.commit_result(
+            paths, inbox.outputs, text, record, write.opener(source.data), failure=failure
+        )
         if resume is not None and document.is_document:
             resume.drop_pages(path)
     except SourceGone:

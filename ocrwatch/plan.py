@@ -22,7 +22,9 @@ from typing import Any
 from ocrwatch.apikey import CREDENTIAL_NAME, ENV_KEY, ApiKey, find_api_key
 from ocrwatch.config import Config, EngineName, InboxConfig, LoadedConfig
 from ocrwatch.errors import ConfigError
+from ocrwatch.outputs.write import MODEL_FORMATS, OutputSettings, searchable_pdf_missing
 from ocrwatch.rules import Rules as Rules
+from ocrwatch.sidecar import SidecarPaths
 
 OCRSPACE_ENGINE2_MAX_SIDE = 5000
 
@@ -78,6 +80,15 @@ class InboxPlan:
     def output(self) -> Path | None:
         """Where sidecars go (mirroring the inbox's folders); None: next to each image."""
         return self.config.output
+
+    @property
+    def outputs(self) -> OutputSettings:
+        """The files written for each input (``formats``) and their options."""
+        return OutputSettings.of(self.config)
+
+    def sidecars(self, image: Path) -> SidecarPaths:
+        """Every sidecar path of ``image``: its text, record, error and other formats."""
+        return SidecarPaths.of(image, self.sidecar_dir(image))
 
     @property
     def done_dir(self) -> Path | None:
@@ -188,6 +199,10 @@ def make_plan(
             password, problem = _read_password(inbox.pdf.password_file)
             if problem:
                 problems.append(loaded.where(["inboxes", index, "pdf", "password_file"]) + problem)
+        if "pdf" in inbox.formats:
+            missing = searchable_pdf_missing()
+            if missing:
+                problems.append(loaded.where(["inboxes", index, "formats"]) + missing)
         plans.append(
             InboxPlan.of(
                 inbox,
@@ -300,6 +315,11 @@ def _rules(config: Config, inbox: InboxConfig, engine: EngineName) -> Rules:
         max_pages=inbox.pdf.max_pages,
         pdf_upload=config.ocrspace.pdf_upload,
         pdf_page_limit=config.ocrspace.pdf_page_limit,
+        orient_locally=(
+            engine == "ocrspace"
+            and inbox.detect_orientation
+            and any(name in MODEL_FORMATS for name in inbox.formats)
+        ),
     )
 
 

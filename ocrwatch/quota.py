@@ -209,8 +209,11 @@ def count(inbox: InboxPlan, *, cache: StateStore | None = None) -> Backlog:
     backlog = Backlog()
     for path in scan.walk(inbox, inbox.excluded):
         facts = current.facts_of(path, follow_symlinks=inbox.config.follow_symlinks)
-        if facts is not None and current.verdict(path, inbox, facts, cache=cache) is None:
-            backlog.add(path, inbox)
+        if facts is None or current.verdict(path, inbox, facts, cache=cache) is not None:
+            continue
+        if current.outputs_due(path, inbox, facts) is not None:
+            continue  # read already: the files it lacks are written from its record
+        backlog.add(path, inbox)
     return backlog
 
 

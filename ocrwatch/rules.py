@@ -42,6 +42,12 @@ class Rules:
     """ocr.space only: ``pages`` (rendered here, one request each) or ``document`` (whole)."""
     pdf_page_limit: int = 3
     """ocr.space only: the most pages a whole-PDF request may carry (not fingerprinted)."""
+    orient_locally: bool = False
+    """ocr.space only: find each page's orientation here (Tesseract's detection, free), send it
+    upright with ``detectOrientation=false``, so that word boxes are in the upright page. Set
+    when the inbox writes a format that places words (hOCR, ALTO, searchable PDF) and
+    ``detect_orientation`` is on. Not fingerprinted: it changes the frame boxes come back in,
+    not the text."""
 
     def describe(self) -> dict[str, Any]:
         """The rules as plain JSON data, as recorded in sidecars (without the PDF options)."""
@@ -96,10 +102,12 @@ class Rules:
 
     def sends_pdf_whole(self, size: int, pages: int) -> bool:
         """Whether a PDF of ``size`` bytes and ``pages`` pages, every page needing OCR, goes to
-        ocr.space whole, in one request (``ocrspace.pdf_upload: document``)."""
+        ocr.space whole, in one request (``ocrspace.pdf_upload: document``); never when pages
+        are oriented here (:attr:`orient_locally`), which only pages mode can do."""
         return (
             self.engine == "ocrspace"
             and self.pdf_upload == "document"
+            and not self.orient_locally
             and pages <= self.pdf_page_limit
             and self.crop is None
             and not self.regions

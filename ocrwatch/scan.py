@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from ocrwatch import sidecar
+from ocrwatch import current, sidecar
 from ocrwatch.plan import InboxPlan
 
 JUNK_NAMES = frozenset(
@@ -55,7 +55,9 @@ def is_candidate(path: Path, inbox: InboxPlan, excluded: Iterable[Path] = ()) ->
         return False
     if any(is_junk(part) for part in relative.parts):
         return False
-    return not any(path.is_relative_to(folder) for folder in excluded)
+    if any(path.is_relative_to(folder) for folder in excluded):
+        return False
+    return not current.is_own_output(path, inbox)
 
 
 def walk(inbox: InboxPlan, excluded: Iterable[Path] = ()) -> Iterator[Path]:

@@ -1,23 +1,24 @@
 """Sidecar files: their names, atomic writing, and the record comparisons :mod:`ocrwatch.current` uses.
 
 For an image ``scan.jpg`` the sidecars are ``scan.jpg.txt`` (the text),
-``scan.jpg.json`` (the record: source, settings, text, boxes, timings) and, when
-the file failed, ``scan.jpg.error.json``. Keeping the image's extension in the
-name keeps ``scan.jpg`` and ``scan.png`` in one folder apart.
+``scan.jpg.json`` (the record: source, settings, text, boxes, timings, the
+files written) and, when the file failed, ``scan.jpg.error.json``; an inbox
+may also want ``scan.jpg.hocr``, ``scan.jpg.alto.xml`` and the searchable
+``scan.jpg.ocr.pdf`` (:mod:`ocrwatch.outputs`). Keeping the image's extension
+in the name keeps ``scan.jpg`` and ``scan.png`` in one folder apart.
 
-Every file is written to a temporary name in the same folder
-(``.scan.jpg.txt.<random>.ocrwatch-tmp``) and flushed with fsync. For a result
-both temporaries are written first, so a full disk or a write error leaves
-nothing but temporaries (which are removed); only then is the ``.txt`` renamed
-into place, then the ``.json``, and the folder is fsynced. The ``.json`` is the
-commit mark: a reader that sees it sees a complete ``.txt`` of the same run,
-and ``text_sha256`` in the record lets it check.
+Every file is written to a temporary in the same folder and fsynced first
+(:mod:`ocrwatch.staging`), so a full disk or a write error leaves nothing but
+temporaries (which are removed); only then are they renamed into place, the
+``.json`` last, and the folder is fsynced. The ``.json`` is the commit mark: a
+reader that sees it sees complete files of the same run, which the record
+lists (``outputs``: name, size, mtime, sha256; ``text_sha256`` too).
 
 Every registered secret (the API key) is scrubbed from whatever is written,
 since answers from servers and proxies may quote request details.
 
 The sidecars are the source of truth for what was done. Residual risks
-accepted: a crash between the two renames leaves a new ``.txt`` beside an old
+accepted: a crash between the renames leaves new files beside an old
 or missing ``.json`` (the ``.json`` is then not current, so the image is done
 again at the next start); a file system that does not honour fsync (some
 network shares) may lose a sidecar at power loss, with the same effect.
@@ -27,53 +28,63 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import errno
 import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ocrwatch import logs
 from ocrwatch.errors import OutputError
+from ocrwatch.staging import (
+    FORMATS,
+    HEAD_END,
+    Staged,
+    describe,
+    install,
+    output_entry,
+    with_outputs,
+    write_temp,
+)
+from ocrwatch.staging import (
+    TEMP_SUFFIX as TEMP_SUFFIX,
+)
+from ocrwatch.staging import (
+    remove_quietly as remove_quietly,
+)
 
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = frozenset({1, 2})
-"""Record versions :func:`load` returns: version 1 (one page per file) is still honoured."""
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = frozenset({1, 2, 3})
+"""Record versions :func:`load` returns: version 1 (one page per file) and 2 (no list of the
+files written) are still honoured."""
 TEXT_SUFFIX = ".txt"
 RESULT_SUFFIX = ".json"
 ERROR_SUFFIX = ".error.json"
-TEMP_SUFFIX = ".ocrwatch-tmp"
+HOCR_SUFFIX = ".hocr"
+ALTO_SUFFIX = ".alto.xml"
+PDF_SUFFIX = ".ocr.pdf"
+"""A searchable PDF. Not told apart by name alone: a user's own ``x.ocr.pdf`` is an input."""
 MAX_SIDECAR_BYTES = 512 * 1024 * 1024
 """A record larger than this is not ours (a 500-page dense document's is tens of MiB)."""
 HEAD_BYTES = 64 * 1024
 """What :func:`load_head` reads first: the identity fields of any record ocrwatch writes."""
-HEAD_END = "text"
-"""Records put every field that says whether they are current before this one."""
 MIN_FREE_BYTES = 4 * 1024 * 1024
 """Below this much free space a folder is treated as full before any OCR is spent."""
 
 
-def _read_umask() -> int:
-    # Read once at import: os.umask can only be read by setting it, which is
-    # not safe while other threads create files.
-    current = os.umask(0o022)
-    os.umask(current)
-    return current
-
-
-_UMASK = _read_umask()
-
-
 @dataclass(frozen=True)
 class SidecarPaths:
-    """The three sidecar paths of one image."""
+    """The sidecar paths of one input: text, record, error, and the other formats."""
 
     text: Path
     result: Path
     error: Path
+    hocr: Path
+    alto: Path
+    pdf: Path
 
     @classmethod
     def of(cls, image: Path, folder: Path | None = None) -> SidecarPaths:
@@ -84,12 +95,26 @@ class SidecarPaths:
             text=folder / (name + TEXT_SUFFIX),
             result=folder / (name + RESULT_SUFFIX),
             error=folder / (name + ERROR_SUFFIX),
+            hocr=folder / (name + HOCR_SUFFIX),
+            alto=folder / (name + ALTO_SUFFIX),
+            pdf=folder / (name + PDF_SUFFIX),
         )
+
+    def output(self, format_name: str) -> Path:
+        """The file of output format ``format_name`` (``txt``, ``json``, ``hocr``, ``alto``, ``pdf``)."""
+        return {
+            "txt": self.text,
+            "json": self.result,
+            "hocr": self.hocr,
+            "alto": self.alto,
+            "pdf": self.pdf,
+        }[format_name]
 
 
 def is_own_file(name: str) -> bool:
-    """True for names ocrwatch writes itself (sidecars and temporary files)."""
-    return name.endswith((TEXT_SUFFIX, RESULT_SUFFIX, TEMP_SUFFIX))
+    """True for names ocrwatch writes itself (sidecars and temporary files); a searchable PDF
+    (``.ocr.pdf``) is not told by its name (see :func:`ocrwatch.current.is_own_output`)."""
+    return name.endswith((TEXT_SUFFIX, RESULT_SUFFIX, TEMP_SUFFIX, HOCR_SUFFIX, ALTO_SUFFIX))
 
 
 def utc_iso(epoch: float) -> str:
@@ -104,51 +129,8 @@ def write_atomic(path: Path, data: bytes) -> None:
     Raises OutputError (with the cause chained) when the folder is not writable,
     the disk is full, or anything else stops the write; no temporary file is left.
     """
-    temp = _write_temp(path, data)
-    _install([(temp, path)])
-
-
-def _write_temp(path: Path, data: bytes) -> Path:
-    """``data`` in a fsynced temporary beside ``path``. Raises OutputError, leaving nothing behind."""
-    folder = path.parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        handle, temp_name = tempfile.mkstemp(
-            prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=folder
-        )
-    except OSError as error:
-        raise OutputError(f"cannot write sidecar {path}: {_describe(error)}") from error
-    temp = Path(temp_name)
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                written = os.write(handle, view)
-                view = view[written:]
-            # mkstemp creates 0600; give the file the mode a plain open() would.
-            os.fchmod(handle, 0o666 & ~_UMASK)
-            os.fsync(handle)
-        finally:
-            os.close(handle)
-    except OSError as error:
-        with contextlib.suppress(OSError):
-            temp.unlink()
-        raise OutputError(f"cannot write sidecar {path}: {_describe(error)}") from error
-    return temp
-
-
-def _install(moves: list[tuple[Path, Path]]) -> None:
-    """Rename each temporary over its target, in order, then fsync their folders."""
-    try:
-        for temp, path in moves:
-            os.replace(temp, path)
-        for folder in {path.parent for _, path in moves}:
-            _fsync_folder(folder)
-    except OSError as error:
-        for temp, _ in moves:
-            with contextlib.suppress(OSError):
-                temp.unlink()
-        raise OutputError(f"cannot write sidecar {moves[-1][1]}: {_describe(error)}") from error
+    temp = write_temp(path, data)
+    install([(temp, path)])
 
 
 def preflight(folder: Path) -> None:
@@ -164,7 +146,7 @@ def preflight(folder: Path) -> None:
         os.unlink(probe)
         info = os.statvfs(folder)
     except OSError as error:
-        raise OutputError(f"cannot write sidecars in {folder}: {_describe(error)}") from error
+        raise OutputError(f"cannot write sidecars in {folder}: {describe(error)}") from error
     free = info.f_bavail * info.f_frsize
     if free < MIN_FREE_BYTES:
         raise OutputError(
@@ -178,29 +160,49 @@ def commit(
     record: dict[str, Any],
     *,
     failure: dict[str, Any] | None = None,
+    staged: Sequence[Staged] = (),
+    kept: Sequence[Mapping[str, Any]] = (),
+    write_text: bool = True,
 ) -> None:
-    """Write the text and the record (the commit mark), then drop an old error sidecar.
+    """Write the text, the staged outputs and the record (the commit mark), then drop an old
+    error sidecar.
 
-    ``failure`` (a partial document's error record) is written as the error
-    sidecar instead, renamed after the record: a crash between the two leaves
-    a partial record without its error sidecar, which is not current, so the
-    file's failed pages are read again. Raises OutputError when any cannot be
-    written; then none is changed.
+    ``write_text`` False writes no ``.txt`` (an inbox whose formats leave it
+    out); ``text_sha256`` is recorded all the same.
+    The record lists every file written (``outputs``: name, size, mtime,
+    sha256), before its ``text`` so that :func:`load_head` reads it, and
+    carries the entries in ``kept`` over (outputs still current, or that
+    failed). ``failure`` (a partial document's error record) is written as
+    the error sidecar, renamed after the record: a crash between the two
+    leaves a partial record without its error sidecar, which is not current,
+    so the file's failed pages are read again. Raises OutputError when any
+    cannot be written; then none is changed and the staged temporaries are
+    removed.
     """
-    encoded_text = logs.redact(text).encode("utf-8", errors="backslashreplace")
-    record = dict(record, text_sha256=hashlib.sha256(encoded_text).hexdigest())
-    temps: list[tuple[Path, Path]] = []
+    temps: list[tuple[Path, Path]] = [(output.temp, output.target) for output in staged]
     try:
-        temps.append((_write_temp(paths.text, encoded_text), paths.text))
-        temps.append((_write_temp(paths.result, _encode(record)), paths.result))
+        outputs = [dict(entry) for entry in kept]
+        encoded_text = logs.redact(text).encode("utf-8", errors="backslashreplace")
+        record = dict(record, text_sha256=hashlib.sha256(encoded_text).hexdigest())
+        if write_text:
+            temp = write_temp(paths.text, encoded_text)
+            temps.insert(0, (temp, paths.text))
+            written = Staged("txt", temp, paths.text, record["text_sha256"])
+            outputs.append(output_entry(written))
+        outputs.extend(output_entry(output) for output in staged)
+        record = with_outputs(
+            record, sorted(outputs, key=lambda entry: FORMATS.index(entry["format"]))
+        )
+        temps.append((write_temp(paths.result, _encode(record)), paths.result))
         if failure is not None:
-            temps.append((_write_temp(paths.error, _encode(failure)), paths.error))
-    except OutputError:
+            temps.append((write_temp(paths.error, _encode(failure)), paths.error))
+    except (OutputError, OSError) as error:
         for temp, _ in temps:
-            with contextlib.suppress(OSError):
-                temp.unlink()
-        raise
-    _install(temps)
+            remove_quietly(temp)
+        if isinstance(error, OutputError):
+            raise
+        raise OutputError(f"cannot write sidecars of {paths.result}: {describe(error)}") from error
+    install(temps)
     if failure is None:
         remove_quietly(paths.error)
 
@@ -309,11 +311,6 @@ def same_content(record: dict[str, Any] | None, sha256: str) -> bool:
     return isinstance(source, dict) and source.get("sha256") == sha256
 
 
-def remove_quietly(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
-
-
 def remove_stale_temps(folder: Path) -> int:
     """Delete temporary files left in ``folder`` by a crash; return how many."""
     removed = 0
@@ -341,30 +338,3 @@ def _encode(record: dict[str, Any]) -> bytes:
         return text.encode("utf-8")
     except UnicodeEncodeError:
         return (logs.redact(json.dumps(record, ensure_ascii=True, indent=1)) + "\n").encode("ascii")
-
-
-def _fsync_folder(folder: Path) -> None:
-    try:
-        handle = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(handle)
-    except OSError as error:
-        # Some file systems (and some FUSE mounts) refuse fsync on folders.
-        if error.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
-            raise
-    finally:
-        os.close(handle)
-
-
-def _describe(error: OSError) -> str:
-    if error.errno == errno.ENOSPC:
-        return "no space left on the device"
-    if error.errno == errno.EDQUOT:
-        return "disk quota exceeded"
-    if error.errno in (errno.EROFS,):
-        return "read-only file system"
-    if error.errno in (errno.EACCES, errno.EPERM):
-        return "permission denied"
-    return error.strerror or str(error)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from ocrwatch.config.base import ConfigPath, EngineName, LengthValue, Model
 from ocrwatch.config.inbox import (
+    DEFAULT_FORMATS,
     DEFAULT_PATTERNS,
     HOOK_PLACEHOLDERS,
     LANGUAGE_PATTERN,
@@ -33,8 +34,12 @@ from ocrwatch.config.inbox import (
     HookConfig,
     HookEvent,
     InboxConfig,
+    OutputFormat,
+    PdfaFailure,
+    PdfaLevel,
     PdfConfig,
     RegionConfig,
+    SearchablePdfConfig,
     TextLayer,
     WatchSetting,
 )
@@ -67,6 +72,7 @@ __all__ = [
     "Config",
     "ConfigPath",
     "CropConfig",
+    "DEFAULT_FORMATS",
     "EngineName",
     "HookConfig",
     "HookEvent",
@@ -80,6 +86,10 @@ __all__ = [
     "RateLimitConfig",
     "RegionConfig",
     "TesseractConfig",
+    "OutputFormat",
+    "PdfaFailure",
+    "PdfaLevel",
+    "SearchablePdfConfig",
     "TextLayer",
     "WatchSetting",
     "config_schema",

@@ -35,6 +35,10 @@ WatchSetting = Literal["auto", "native", "poll"]
 AfterAction = Literal["keep", "move", "delete"]
 """What happens to an image once its sidecars are written."""
 TextLayer = Literal["skip", "redo", "force"]
+OutputFormat = Literal["txt", "json", "hocr", "alto", "pdf"]
+DEFAULT_FORMATS: tuple[OutputFormat, ...] = ("txt", "json")
+PdfaLevel = Literal["2b", "none"]
+PdfaFailure = Literal["plain", "fail"]
 """Which PDF pages are OCR'd: those without text, also those with only invisible text, or all."""
 
 
@@ -90,7 +94,18 @@ class RegionConfig(Model):
         return BoxRule(x=self.x, y=self.y, width=self.width, height=self.height)
 
 
-HOOK_PLACEHOLDERS = ("image", "text", "json", "error", "status", "inbox", "name")
+HOOK_PLACEHOLDERS = (
+    "image",
+    "text",
+    "json",
+    "error",
+    "status",
+    "inbox",
+    "name",
+    "hocr",
+    "alto",
+    "pdf",
+)
 HookEvent = Literal["done", "failed", "partial"]
 
 
@@ -198,6 +213,22 @@ class PdfConfig(Model):
     )
 
 
+class SearchablePdfConfig(Model):
+    """How the searchable PDF (format ``pdf``) is made."""
+
+    pdfa: PdfaLevel = Field(
+        "2b", description="PDF/A level of the output, validated as it is written, or none."
+    )
+    on_pdfa_failure: PdfaFailure = Field(
+        "plain",
+        description="When the output cannot be PDF/A: plain (write a plain searchable PDF) or "
+        "fail (write none and record the error; the text sidecars are kept).",
+    )
+    rotate_pages: bool = Field(
+        True, description="Turn pages whose text runs sideways upright in the output (/Rotate)."
+    )
+
+
 class InboxConfig(Model):
     """One watched folder and the rules for the images that land in it."""
 
@@ -227,6 +258,16 @@ class InboxConfig(Model):
     )
     output: ConfigPath | None = Field(
         None, description="Folder for sidecars (default: next to each image)."
+    )
+    formats: tuple[OutputFormat, ...] = Field(
+        DEFAULT_FORMATS,
+        description="Files written for each input: txt, json (always written: the record), "
+        "hocr, alto (ALTO XML 4), pdf (searchable PDF, needs ocrwatch[pdf]).",
+    )
+    searchable_pdf: SearchablePdfConfig = Field(
+        default_factory=SearchablePdfConfig,
+        description="How the searchable PDF is made: PDF/A level, what a PDF/A failure does, "
+        "page rotation.",
     )
     follow_symlinks: bool = Field(
         False, description="OCR files that are symbolic links (by default they are refused)."
@@ -270,6 +311,14 @@ class InboxConfig(Model):
         if self.done_dir is not None and self.after != "move":
             raise ValueError("done_dir is only used with `after: move`")
         return self
+
+    @field_validator("formats")
+    @classmethod
+    def _formats(cls, value: tuple[OutputFormat, ...]) -> tuple[OutputFormat, ...]:
+        """In a fixed order, once each, with ``json`` (the record and commit mark) always."""
+        chosen = set(value) | {"json"}
+        order: tuple[OutputFormat, ...] = ("txt", "json", "hocr", "alto", "pdf")
+        return tuple(name for name in order if name in chosen)
 
     @field_validator("language")
     @classmethod

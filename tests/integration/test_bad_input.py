@@ -11,9 +11,7 @@ small tmpfs and skip, saying why, where that is not allowed.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from tests.support.hostile import BOMBS, page_bytes, pixel_formats, truncated, t
 from tests.support.ocrspace_server import FakeOcrSpace
 from tests.support.privileges import permission_respecting_prefix
 from tests.support.rig import KEY, assert_alive, daemon_config
+from tests.support.tmpfs import leave_inodes, small_tmpfs
 from tests.support.verdicts import (
     done_record,
     error_record,
@@ -434,26 +433,6 @@ def test_read_only_output_folder_then_recovery(
     )
 
 
-@contextlib.contextmanager
-def small_tmpfs(where: Path, options: str) -> Iterator[Path]:
-    """A tmpfs mounted at ``where``; skips the test where mounting is not allowed."""
-    where.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs to fill up needs root")
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
-
-
 @pytest.mark.slow
 def test_full_disk_then_recovery(
     make_daemon: Callable[..., DaemonProcess], inbox: Path, server: FakeOcrSpace, tmp_path: Path
@@ -481,10 +460,7 @@ def test_disk_full_between_the_two_sidecars_leaves_no_half_pair(
 ) -> None:
     """Out of inodes after the .txt: no .txt without its .json is left, and the original is intact."""
     with small_tmpfs(tmp_path / "output", "size=16m,nr_inodes=32") as output:
-        index = 0
-        while os.statvfs(output).f_ffree > 1:
-            (output / f".fill{index}").touch()
-            index += 1
+        leave_inodes(output, 1)
         data = page_bytes("one inode left")
         (inbox / "last-inode.png").write_bytes(data)
         daemon = make_daemon([{"path": str(inbox), "output": str(output)}]).start()

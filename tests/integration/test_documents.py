@@ -683,7 +683,7 @@ def test_a_release_1_record_of_a_multipage_tiff_is_read_again(tmp_path: Path, in
     assert 0 == result.returncode, result.stderr
     assert 3 == len(server.requests)
     data = done_record(document)
-    assert (2, 3) == (data["schema_version"], data["document"]["pages"])
+    assert (3, 3) == (data["schema_version"], data["document"]["pages"])
     assert 3 == len(text_of(document).split("\f"))
 
 

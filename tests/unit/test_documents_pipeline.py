@@ -27,6 +27,7 @@ from ocrwatch.store import StateStore
 from tests.support import pdfs
 from tests.support.fake_engine import FakeEngine
 from tests.support.plans import plan_for
+from tests.support.records import legacy_record
 from tests.support.render import page
 
 
@@ -66,7 +67,7 @@ def test_every_page_is_read_and_the_text_has_a_form_feed_between_pages(inbox: In
         SidecarPaths.of(path).text.read_text()
     )
     record = record_of(path)
-    assert (2, "done", {"format": "PDF", "pages": 3, "frames": 3}, []) == (
+    assert (3, "done", {"format": "PDF", "pages": 3, "frames": 3}, []) == (
         record["schema_version"],
         record["status"],
         record["document"],
@@ -226,22 +227,6 @@ def facts(path: Path) -> FileFacts:
     )
 
 
-def legacy_record(record: dict, inbox: InboxPlan, *, overlay: bool, image: dict) -> dict:
-    """``record`` as version 1 wrote it: one page at the top level, overlay in the fingerprint."""
-    described = {**inbox.rules.describe(), "overlay": overlay}
-    canonical = json.dumps(described, sort_keys=True, separators=(",", ":"))
-    return {
-        "schema_version": 1,
-        "status": "done",
-        "source": record["source"],
-        "image": image,
-        "settings": described,
-        "settings_fingerprint": hashlib.sha256(canonical.encode()).hexdigest(),
-        "text": record["text"],
-        "results": [],
-    }
-
-
 @pytest.mark.parametrize("overlay", [False, True])
 def test_a_version_1_sidecar_of_an_image_stays_current(inbox: InboxPlan, overlay: bool) -> None:
     """Upgrading must not send an image again whose v1 sidecars are current, whatever its overlay."""
@@ -277,14 +262,18 @@ def test_a_version_1_sidecar_of_a_multi_page_tiff_is_not_current(inbox: InboxPla
     assert current.verdict(image, inbox, facts(image)) is None
 
 
-def test_a_version_2_record_loads_and_an_unknown_version_does_not(inbox: InboxPlan) -> None:
-    """Readers accept versions 1 and 2; a future version is not taken for current."""
+def test_records_of_known_versions_load_and_an_unknown_version_does_not(
+    inbox: InboxPlan,
+) -> None:
+    """Readers accept versions 1 to 3; a future version is not taken for current."""
     image = inbox.path / "photo.png"
     page(["a photo"], size=(300, 200))[0].save(image)
     process_file(image, inbox, engine())
     paths = SidecarPaths.of(image)
-    assert 2 == (sidecar.load(paths.result) or {})["schema_version"]
-    paths.result.write_text(json.dumps({**record_of(image), "schema_version": 3}))
+    assert 3 == (sidecar.load(paths.result) or {})["schema_version"]
+    paths.result.write_text(json.dumps({**record_of(image), "schema_version": 2}))
+    assert sidecar.load(paths.result) is not None
+    paths.result.write_text(json.dumps({**record_of(image), "schema_version": 4}))
     assert sidecar.load(paths.result) is None
 
 
