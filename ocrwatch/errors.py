@@ -67,6 +67,9 @@ class FileError(OcrwatchError):
     """One input file could not be turned into sidecars."""
 
     classification: Classification = "bad_input"
+    page_facts: object | None = None
+    """For a page of a document that opened and then failed: its facts (size, resolution), so
+    the record keeps the page's place. Set by the reader."""
 
     @property
     def retryable(self) -> bool:

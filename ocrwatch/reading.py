@@ -8,17 +8,25 @@ of a document on the engine's page threads (:meth:`OcrEngine.page_pool`),
 keeping each page as it finishes (:mod:`ocrwatch.resume`) and deciding
 what a page's failure means for the rest.
 
+When ``rules.orient_locally`` is set (an ocr.space inbox writing a format that
+places words), each part is first stood upright here: its orientation found by
+Tesseract's detection (:mod:`ocrwatch.engines.tesseract.osd`), its pixels
+turned by whole quarter turns, sent with ``detectOrientation=false``, and the
+answer's boxes turned back into the part's own pixels, so that they land on the
+page as it is. Without detection (no ``osd`` model) the part goes as before.
+
 Not here: the file as a whole, its sidecars and its outcome (``pipeline``).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import functools
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -30,10 +38,11 @@ from ocrwatch.engines.base import OcrEngine, OcrRequest, OcrResult, Prepared
 from ocrwatch.errors import FileError, Interrupted, InvalidKeyError, OcrError, RateLimitError
 from ocrwatch.geometry import Box
 from ocrwatch.imaging import ImageInfo
+from ocrwatch.layout import Affine, ScaleShift, map_page
 from ocrwatch.layout import Box as LayoutBox
-from ocrwatch.layout import ScaleShift, map_page
 from ocrwatch.pages import (
     OpenDocument,
+    PageFacts,
     PageInput,
     PageOpener,
     PageResult,
@@ -107,7 +116,8 @@ def read_document(
                     _cancel(futures)
                     continue
                 logger.error("%s: page %d of %d failed: %s", path, number, total, error)
-                entry, seconds = failed_page_entry(number, error, None), 0.0
+                facts = error.page_facts if isinstance(error.page_facts, PageFacts) else None
+                entry, seconds = failed_page_entry(number, error, facts), 0.0
             decode_seconds += seconds
             entries[number] = entry
             kept.keep(entry)
@@ -235,6 +245,16 @@ def _read_document_page(
     return page_entry(page, rules), seconds
 
 
+@contextlib.contextmanager
+def _about(facts: PageFacts) -> Iterator[None]:
+    """Attach the page's facts to a FileError raised inside (see ``FileError.page_facts``)."""
+    try:
+        yield
+    except FileError as error:
+        error.page_facts = error.page_facts or facts
+        raise
+
+
 def read_page(
     path: Path, open_page: PageOpener, rules: Rules, engine: OcrEngine
 ) -> tuple[PageResult, float]:
@@ -246,17 +266,22 @@ def read_page(
     with engine.preparing():
         page = open_page()
         open_seconds = time.perf_counter() - started
-        crop_box, targets = _targets(page, rules)
         facts = page.facts
-        if page.embedded is not None:
-            return PageResult(
-                facts, crop_box, _embedded(page, targets), embedded=True
-            ), open_seconds
-        prepared = _prepare(path, page, crop_box, targets, rules, engine)
+        with _about(facts):
+            crop_box, targets = _targets(page, rules)
+            if page.embedded is not None:
+                return PageResult(
+                    facts, crop_box, _embedded(page, targets), embedded=True
+                ), open_seconds
+            prepared = _prepare(path, page, crop_box, targets, rules, engine)
         # What the engine needs is in `prepared` now (for ocr.space, the fitted
         # uploads): let the decoded page go before waiting for a request slot.
         del page
-    results = tuple((target, engine.finish(request)) for target, request in prepared)
+    with _about(facts):
+        results = tuple(
+            (target, _in_part_pixels(engine.finish(request), turn))
+            for target, request, turn in prepared
+        )
     return PageResult(facts, crop_box, results), open_seconds
 
 
@@ -293,6 +318,11 @@ def _embedded(page: PageInput, targets: list[Target]) -> tuple[tuple[Target, Ocr
     return tuple(results)
 
 
+_Turn = tuple[int, Affine]
+"""How a part was sent once its orientation was found here: the degrees it was turned
+clockwise (0: found upright), and the map from the pixels sent back to the part's own."""
+
+
 def _prepare(
     path: Path,
     page: PageInput,
@@ -300,21 +330,54 @@ def _prepare(
     targets: list[Target],
     rules: Rules,
     engine: OcrEngine,
-) -> list[tuple[Target, Prepared]]:
-    """Every part's request, prepared: a page that cannot be read fails before any is sent."""
+) -> list[tuple[Target, Prepared, _Turn | None]]:
+    """Every part's request, prepared: a page that cannot be read fails before any is sent.
+
+    With ``rules.orient_locally`` each part is stood upright first; a whole
+    image whose own bytes would go as they are goes as pixels when it must turn.
+    """
     whole = crop_box is None and not rules.regions
+    orient = rules.orient_locally and engine.name == "ocrspace"
     prepared = []
     for target in targets:
+        image = page.pixels if whole else _cut(_array(page.pixels), target.box)
+        original = page.original if whole else None
+        name = _request_name(path, page.facts.number, target.name)
+        turn: _Turn | None = None
+        if orient:
+            # Late: Tesseract loads only for the inboxes that need it (the engines' rule).
+            from ocrwatch.engines.tesseract import osd
+
+            pixels = _array(image)
+            found = osd.page_orientation(pixels, name=f"{path} ({name})")
+            if found is not None:
+                turn = (found.degrees, found.back(*pixels.shape[1::-1]))
+                if found.degrees:
+                    image, original = found.upright(pixels), None
         request = _request(
             path,
             rules,
-            image=page.pixels if whole else _cut(_array(page.pixels), target.box),
-            name=_request_name(path, page.facts.number, target.name),
-            original=page.original if whole else None,
+            image=image,
+            name=name,
+            original=original,
             original_info=page.facts.info if whole else None,
+            orientation_found=turn is not None,
         )
-        prepared.append((target, engine.prepare(request)))
+        prepared.append((target, engine.prepare(request), turn))
     return prepared
+
+
+def _in_part_pixels(result: OcrResult, turn: _Turn | None) -> OcrResult:
+    """``result`` with its boxes back in the unturned part's pixels, saying the turn was found
+    here; as it is when the part was sent without finding its orientation."""
+    if turn is None:
+        return result
+    degrees, back = turn
+    pages = tuple(
+        replace(map_page(page, back) if degrees else page, orientation=degrees)
+        for page in result.pages
+    )
+    return replace(result, pages=pages, orientation_source="local")
 
 
 def _request(
@@ -325,14 +388,16 @@ def _request(
     name: str,
     original: bytes | None = None,
     original_info: ImageInfo | None = None,
+    orientation_found: bool = False,
 ) -> OcrRequest:
     """A request for ``image`` read as ``rules`` say, always with word boxes, and cancelled
-    when ``path`` is gone by the time it would be sent."""
+    when ``path`` is gone by the time it would be sent; the engine is not asked to turn an
+    image whose orientation was found here."""
     return OcrRequest(
         image=image,
         language=rules.language,
         overlay=True,
-        detect_orientation=rules.detect_orientation,
+        detect_orientation=rules.detect_orientation and not orientation_found,
         scale=bool(rules.option("scale", False)),
         table=bool(rules.option("table", False)),
         name=name,

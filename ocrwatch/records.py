@@ -68,22 +68,11 @@ def document_text(entries: list[dict[str, Any]]) -> str:
 def page_entry(page: PageResult, rules: Rules) -> dict[str, Any]:
     """The record of one page read (by OCR or from its own text), as JSON data."""
     facts = page.facts
-    info = facts.info
-    upright_width, upright_height = info.upright_size
     entry: dict[str, Any] = {
         "number": facts.number,
         "status": "done",
         "text_source": "embedded" if page.embedded else "ocr",
-        "image": {
-            "format": info.format,
-            "mode": info.mode,
-            "width": upright_width,
-            "height": upright_height,
-            "stored_width": info.width,
-            "stored_height": info.height,
-            "orientation": info.orientation,
-            "dpi": list(facts.dpi) if facts.dpi else None,
-        },
+        "image": _image(facts),
         "to_points": _affine(facts.to_points),
         "crop": page.crop_box.as_dict() if page.crop_box else None,
         "text": page_text(page, rules),
@@ -107,8 +96,25 @@ def failed_page_entry(number: int, error: FileError, facts: PageFacts | None) ->
         "requests": error.attempts if isinstance(error, OcrError) else 0,
     }
     if facts is not None:
+        # Known when the page opened and failed later: output formats keep its place.
+        entry["image"] = _image(facts)
         entry["to_points"] = _affine(facts.to_points)
     return entry
+
+
+def _image(facts: PageFacts) -> dict[str, Any]:
+    info = facts.info
+    upright_width, upright_height = info.upright_size
+    return {
+        "format": info.format,
+        "mode": info.mode,
+        "width": upright_width,
+        "height": upright_height,
+        "stored_width": info.width,
+        "stored_height": info.height,
+        "orientation": info.orientation,
+        "dpi": list(facts.dpi) if facts.dpi else None,
+    }
 
 
 def result_record(
@@ -203,6 +209,9 @@ def _result_entry(target: Target, result: OcrResult) -> dict[str, Any]:
     }
     if errors:
         entry["error"] = "; ".join(errors)
+    # Set (``local``) when ocrwatch found the orientation and turned the part itself.
+    if result.orientation_source is not None:
+        entry["orientation_source"] = result.orientation_source
     if result.endpoint is not None:
         entry["endpoint"] = result.endpoint
     if result.raw is not None:

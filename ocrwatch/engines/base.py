@@ -86,6 +86,9 @@ class OcrResult:
     """The engine's raw answer (the parsed ocr.space JSON); None for local engines."""
     endpoint: str | None = None
     attempts: int = 1
+    orientation_source: str | None = None
+    """``local`` when ocrwatch found the part's orientation and sent it upright (its pages'
+    ``orientation`` is then the clockwise turn it was given); None when the engine says."""
 
     @property
     def text(self) -> str:

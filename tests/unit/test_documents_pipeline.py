@@ -96,6 +96,11 @@ def test_a_page_that_fails_for_good_leaves_a_partial_document(inbox: InboxPlan) 
     assert ("partial", [2]) == (record["status"], record["failed_pages"])
     assert ["done", "failed", "done"] == [entry["status"] for entry in record["pages"]]
     assert "E301" in record["pages"][1]["error"]["message"]
+    # The page opened before it failed: its size is kept, so output formats keep its place.
+    assert (400, 267) == (
+        record["pages"][1]["image"]["width"],
+        record["pages"][1]["image"]["height"],
+    )
     assert "text of scan\n\f\ftext of scan-p3\n" == SidecarPaths.of(path).text.read_text()
     failure = json.loads(SidecarPaths.of(path).error.read_text())
     assert ("partial", [2]) == (failure["status"], failure["failed_pages"])
