@@ -154,7 +154,7 @@ def _outputs_only(path: Path, inbox: InboxPlan, source: Source, facts: FileFacts
     paths = inbox.sidecars(path)
     sidecar.preflight(paths.result.parent)
     written = write.rewrite_outputs(
-        paths, inbox.outputs, record, formats, write.opener(source.data)
+        paths, inbox.outputs, record, formats, write.opener(source.data), inbox.pdf_password
     )
     partial = record.get("status") == "partial"
     return Outcome(
@@ -259,7 +259,13 @@ def _process(
         partial = record["status"] == "partial"
         failure = partial_record(record, first_attempt=first_attempt) if partial else None
         write.commit_result(
-            paths, inbox.outputs, text, record, write.opener(source.data), failure=failure
+            paths,
+            inbox.outputs,
+            text,
+            record,
+            write.opener(source.data),
+            failure=failure,
+            password=inbox.pdf_password,
         )
         if resume is not None and document.is_document:
             resume.drop_pages(path)

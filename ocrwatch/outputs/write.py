@@ -134,12 +134,13 @@ def commit_result(
     original: OpenOriginal,
     *,
     failure: dict[str, Any] | None = None,
+    password: str | None = None,
 ) -> None:
     """Write every file the inbox wants for a fresh ``record``, the ``.json`` last.
 
     Raises OutputError when they cannot be written; then none is changed.
     """
-    staged, failed = stage(record, settings.model_formats, paths, settings, original)
+    staged, failed = stage(record, settings.model_formats, paths, settings, original, password)
     sidecar.commit(
         paths,
         text,
@@ -157,6 +158,7 @@ def rewrite_outputs(
     record: dict[str, Any],
     formats: Iterable[str],
     original: OpenOriginal,
+    password: str | None = None,
 ) -> list[str]:
     """Write ``formats`` (from :func:`stale`) from a current ``record``, without OCR; the
     record is written again listing them, beside the files it listed already. A record older
@@ -165,9 +167,8 @@ def rewrite_outputs(
     formats = list(formats)
     if settings.writes_text and "outputs" not in record and "txt" not in formats:
         formats.insert(0, "txt")
-    staged, failed = stage(
-        record, [name for name in formats if name in MODEL_FORMATS], paths, settings, original
-    )
+    model_formats = [name for name in formats if name in MODEL_FORMATS]
+    staged, failed = stage(record, model_formats, paths, settings, original, password)
     rewritten = set(formats) | {"json"}
     kept = [
         dict(entry) for entry in record.get("outputs") or () if entry.get("format") not in rewritten
@@ -195,8 +196,10 @@ def stage(
     paths: SidecarPaths,
     settings: OutputSettings,
     original: OpenOriginal,
+    password: str | None = None,
 ) -> tuple[list[Staged], list[dict[str, Any]]]:
-    """Write each of ``formats`` (model formats only) to a temporary from ``record``'s model.
+    """Write each of ``formats`` (model formats only) to a temporary from ``record``'s model;
+    ``password`` opens an encrypted PDF input (``pdf.password_file``; never recorded).
 
     Returns the files staged, and an error entry for each writer that failed
     on its own account. Raises OutputError (nothing left behind) when a file
@@ -209,10 +212,10 @@ def stage(
         for name in formats:
             target = paths.output(name)
             try:
-                staged.append(_stage_one(name, document, target, settings, original))
-            except OutputError:
-                raise
+                staged.append(_stage_one(name, document, target, settings, original, password))
             except Exception as error:  # noqa: BLE001 - a writer's failure must not lose the OCR
+                if isinstance(error, OutputError) and not _refused(name, error):
+                    raise  # no room, no access: nothing is committed, the file is tried again
                 failed.append(_failure_entry(name, target, settings, error))
     except BaseException:
         discard(staged)
@@ -221,7 +224,12 @@ def stage(
 
 
 def _stage_one(
-    name: str, document: Document, target: Path, settings: OutputSettings, original: OpenOriginal
+    name: str,
+    document: Document,
+    target: Path,
+    settings: OutputSettings,
+    original: OpenOriginal,
+    password: str | None,
 ) -> Staged:
     if name == "hocr":
         from ocrwatch.outputs.hocr import hocr_bytes
@@ -239,7 +247,7 @@ def _stage_one(
         def write(temp: Path) -> Mapping[str, Any]:
             with original() as stream:
                 written = write_searchable_pdf(
-                    document, stream, temp, SearchablePdfOptions(**options)
+                    document, stream, temp, SearchablePdfOptions(**options, password=password)
                 )
             return written.describe()
 
@@ -250,7 +258,7 @@ def _stage_one(
 def _failure_entry(
     name: str, target: Path, settings: OutputSettings, error: Exception
 ) -> dict[str, Any]:
-    expected = name == "pdf" and _refused(error)
+    expected = _refused(name, error)
     if expected:
         logger.error("%s: not written: %s", target, error)
     else:
@@ -267,11 +275,14 @@ def _failure_entry(
     return entry
 
 
-def _refused(error: Exception) -> bool:
-    """True when the searchable PDF writer refused for a reason it names (PDF/A under ``fail``)."""
+def _refused(name: str, error: Exception) -> bool:
+    """True when the searchable PDF writer refused for good, for a reason it names (PDF/A under
+    ``fail``, a password that does not open the input); not when the file could not be written."""
+    if name != "pdf":
+        return False
     from ocrwatch.outputs.searchable import PdfOutputError
 
-    return isinstance(error, PdfOutputError)
+    return isinstance(error, PdfOutputError) and error.classification != "output"
 
 
 def opener(data: bytes | Any) -> OpenOriginal:

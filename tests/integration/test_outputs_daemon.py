@@ -4,7 +4,7 @@ added later written without a request, and ocrwatch's own searchable PDF never r
 from __future__ import annotations
 
 import hashlib
-import io
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -57,11 +57,15 @@ def make_daemon(
 
 
 def two_page_pdf() -> bytes:
+    """Two scanned pages, as a scanner writes them: a JPEG each, nothing else (so PDF/A can be
+    made of it)."""
     pdf = pikepdf.new()
     for words in (["Invoice 1024", "Total 12.50"], ["Thank you", "Page two"]):
         image, _ = page(words, size=(600, 300), font_size=36)
-        part = pikepdf.open(io.BytesIO(pdfs.scanned(image, dpi=200)))
-        pdf.pages.extend(part.pages)
+        pdfs.add_image_page(pdf, pdfs.jpeg_image(pdf, image), dpi=200)
+    for added in pdf.pages:
+        if "/Font" in added.obj.Resources:
+            del added.obj.Resources["/Font"]  # the helper's unused Helvetica, never embedded
     return pdfs.save(pdf)
 
 
@@ -104,3 +108,29 @@ def test_every_format_is_written_and_a_format_added_later_costs_no_request(
     assert 3 == len(server.requests), "adding a format sent a request"
     assert "Invoice" in alto[1].read_text()
     assert "added" in daemon.log() or "without OCR" in daemon.log()
+
+
+def test_its_own_searchable_pdf_is_not_read_but_a_users_x_ocr_pdf_is(
+    make_daemon: Callable[..., DaemonProcess], inbox: Path, server: FakeOcrSpace
+) -> None:
+    """The daemon sees scan.pdf.ocr.pdf appear in its inbox and leaves it; a user's own
+    letter.ocr.pdf is read; the searchable PDF has the scan's text where its words are."""
+    document = inbox / "invoice.pdf"
+    document.write_bytes(two_page_pdf())
+    daemon = make_daemon(formats=["txt", "json", "pdf"]).start()
+    ours = SidecarPaths.of(document).pdf
+    wait_until(lambda: finished(document), DONE_TIMEOUT, message="the invoice's sidecars")
+    mine = inbox / "letter.ocr.pdf"
+    mine.write_bytes(two_page_pdf())
+    wait_until(lambda: finished(mine), DONE_TIMEOUT, message="the user's .ocr.pdf read")
+    daemon.stop()
+    assert 4 == len(server.requests)  # two pages each: nothing of ours read back
+    assert not finished(ours) and not SidecarPaths.of(ours).text.exists()
+    entry = listed(document)["pdf"]
+    assert (ours.stat().st_size, "2b") == (entry["size"], entry["pdfa"])
+    with pikepdf.open(ours) as pdf, pikepdf.open(document) as original:
+        assert len(original.pages) == len(pdf.pages)
+    text = subprocess.run(
+        ["pdftotext", str(ours), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "Invoice" in text and "Thank" in text

@@ -291,3 +291,32 @@ def test_no_room_for_every_file_leaves_none_of_them(tmp_path: Path) -> None:
             "scan.png.json",
             "scan.png.txt",
         ] == written
+
+
+def test_a_pdf_that_cannot_be_pdfa_under_fail_is_recorded_and_the_text_kept(tmp_path: Path) -> None:
+    """PDF/A refused (a CMYK JPEG has no sRGB equivalent here) with on_pdfa_failure: fail: no
+    searchable PDF, the reason in the record, the text written; not tried again while nothing
+    changes. With plain, a plain searchable PDF saying why it is not PDF/A."""
+    strict = inbox_with(
+        tmp_path, formats=["txt", "json", "pdf"], searchable_pdf={"on_pdfa_failure": "fail"}
+    )
+    path = strict.path / "cmyk.jpg"
+    image, _ = page(["printed in four colours"], size=(600, 200))
+    image.convert("CMYK").save(path, dpi=(300, 300))
+    assert Status.DONE == process_file(path, strict, FakeEngine()).status
+    paths = SidecarPaths.of(path)
+    entry = listed(record_of(path))["pdf"]
+    assert ("bad_input", False, True) == (
+        entry["error"]["classification"],
+        paths.pdf.exists(),
+        paths.text.exists(),
+    )
+    assert "PDF/A" in entry["error"]["message"]
+    fake = FakeEngine()
+    assert (Status.SKIPPED, []) == (process_file(path, strict, fake).status, fake.calls)
+    lenient = inbox_with(tmp_path, formats=["txt", "json", "pdf"])
+    assert (Status.DONE, []) == (process_file(path, lenient, fake).status, fake.calls)
+    written = listed(record_of(path))["pdf"]
+    assert (None, True) == (written["pdfa"], paths.pdf.exists())
+    assert written["pdfa_error"]
+    assert {"pdfa": "2b", "on_pdfa_failure": "plain", "rotate_pages": True} == written["options"]
