@@ -142,7 +142,9 @@ def _page(entry: Mapping[str, Any]) -> DocumentPage:
     image = entry.get("image") or {}
     dpi = image.get("dpi")
     results = entry.get("results", ())
-    orientations = [result.get("orientation") for result in results if result.get("orientation")]
+    orientations = [
+        result["orientation"] for result in results if result.get("orientation") is not None
+    ]
     error = entry.get("error")
     return DocumentPage(
         number=int(entry["number"]),

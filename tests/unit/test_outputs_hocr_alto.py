@@ -271,15 +271,15 @@ def partial_pdf(tmp_path_factory: pytest.TempPathFactory) -> Document:
 def test_every_page_of_a_partial_pdf_is_a_page_with_its_own_size(partial_pdf: Document) -> None:
     """Three pages each way, sized as the record says (portrait stays portrait), ppageno from 0."""
     sizes = [(model.width, model.height) for model in partial_pdf.pages]
-    assert [(400, 267), (0, 0), (267, 400)] == sizes  # the failed page's size is not recorded
+    assert [(400, 267), (400, 267), (267, 400)] == sizes  # page 2 opened, then failed
     hocr = hocr_pages(hocr_bytes(partial_pdf))
     assert [
         {"image": '"scan.pdf"', "bbox": "0 0 400 267", "ppageno": "0", "scan_res": "200 200"},
-        {"image": '"scan.pdf"', "ppageno": "1"},
+        {"image": '"scan.pdf"', "bbox": "0 0 400 267", "ppageno": "1", "scan_res": "200 200"},
         {"image": '"scan.pdf"', "bbox": "0 0 267 400", "ppageno": "2", "scan_res": "200 200"},
     ] == [properties(element) for element in hocr]
     alto = alto_pages(alto_bytes(partial_pdf))
-    assert [("400", "267"), (None, None), ("267", "400")] == [
+    assert [("400", "267"), ("400", "267"), ("267", "400")] == [
         (element.get("WIDTH"), element.get("HEIGHT")) for element in alto
     ]
     assert ["1", "2", "3"] == [element.get("PHYSICAL_IMG_NR") for element in alto]
