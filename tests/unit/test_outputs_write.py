@@ -320,3 +320,25 @@ def test_a_pdf_that_cannot_be_pdfa_under_fail_is_recorded_and_the_text_kept(tmp_
     assert (None, True) == (written["pdfa"], paths.pdf.exists())
     assert written["pdfa_error"]
     assert {"pdfa": "2b", "on_pdfa_failure": "plain", "rotate_pages": True} == written["options"]
+
+
+def test_a_regions_words_sit_at_their_true_place_in_every_format(tmp_path: Path) -> None:
+    """Regions are read apart, but their words are placed on the whole page: a word of the
+    lower region starts at that region's top, in the record, the hOCR and the ALTO alike."""
+    inbox = inbox_with(
+        tmp_path,
+        formats=["txt", "json", "hocr", "alto"],
+        regions={
+            "upper": {"x": 0, "y": 0, "width": "100%", "height": 100},
+            "lower": {"x": 40, "y": 100, "width": 300, "height": 100},
+        },
+    )
+    path = an_image(inbox)
+    assert Status.DONE == process_file(path, inbox, FakeEngine()).status
+    results = record_of(path)["pages"][0]["results"]
+    lower = next(result for result in results if result["name"] == "lower")
+    assert (40.0, 100.0) == (lower["words"][0]["left"], lower["words"][0]["top"])
+    hocr = SidecarPaths.of(path).hocr.read_text()
+    alto = SidecarPaths.of(path).alto.read_text()
+    assert 'title="bbox 40 100 ' in hocr
+    assert 'HPOS="40" VPOS="100"' in alto
