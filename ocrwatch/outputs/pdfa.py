@@ -57,6 +57,7 @@ def save_pdfa(pdf: pikepdf.Pdf, target: Path) -> str | None:
     if pdf.is_encrypted:
         return "the input PDF is encrypted, and PDF/A forbids encryption"
     try:
+        _stamp(pdf)
         pdfa.save(pdf, target, FLAVOUR, **_save_options())
     except pdfa.PdfaError as error:
         return summary(error.report)
@@ -75,6 +76,7 @@ def save_plain(pdf: pikepdf.Pdf, target: Path) -> None:
     import pikepdf
 
     try:
+        _stamp(pdf)
         pdf.save(target, encryption=pdf.is_encrypted, **_save_options())
     except (OSError, pikepdf.PdfError) as error:
         raise PdfOutputError(f"the searchable PDF could not be written: {error}") from error
@@ -90,6 +92,17 @@ def summary(report: Report) -> str:
     more = len(findings) - MAX_FINDINGS_TOLD
     counts = f"{len(report.violations)} violation(s), {len(report.unsupported)} not checkable"
     return f"{counts}: {told}" + (f"; and {more} more" if more > 0 else "")
+
+
+def _stamp(pdf: pikepdf.Pdf) -> None:
+    """Name ocrwatch as the producer (in the XMP and the document information alike, as PDF/A
+    wants), and as the creating tool of a PDF it built from images."""
+    from ocrwatch import __version__
+
+    with pdf.open_metadata(set_pikepdf_as_editor=False) as metadata:
+        metadata["pdf:Producer"] = f"ocrwatch {__version__}"
+        if "xmp:CreatorTool" not in metadata:
+            metadata["xmp:CreatorTool"] = f"ocrwatch {__version__}"
 
 
 def _save_options() -> dict[str, Any]:

@@ -26,9 +26,11 @@ import pypdfium2
 import pytest
 from PIL import Image, TiffImagePlugin
 
+from ocrwatch import __version__
 from ocrwatch.engines.tesseract.engine import TesseractEngine
 from ocrwatch.errors import BadInputError
 from ocrwatch.layout import Box
+from ocrwatch.outcome import Status
 from ocrwatch.outputs.model import Document, DocumentPage, document_of
 from ocrwatch.outputs.searchable import (
     PdfOutputError,
@@ -734,3 +736,13 @@ def test_the_module_imports_without_pikepdf_and_says_what_to_install() -> None:
         [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=True
     )
     assert (None, True) == (missing_dependency(), "pip install 'ocrwatch[pdf]'" in found.stdout)
+
+
+def test_the_searchable_pdf_names_ocrwatch_as_its_creator(tmp_path: Path) -> None:
+    inbox = plan_for(tmp_path, formats=["txt", "json", "pdf"]).inboxes[0]
+    path = inbox.path / "note.png"
+    render.page(["a note"], size=(300, 120))[0].save(path)
+    assert Status.DONE == process_file(path, inbox, FakeEngine()).status
+    with pikepdf.open(SidecarPaths.of(path).pdf) as pdf, pdf.open_metadata() as metadata:
+        assert f"ocrwatch {__version__}" == metadata["xmp:CreatorTool"]
+        assert f"ocrwatch {__version__}" == str(pdf.docinfo["/Creator"])
