@@ -33,6 +33,7 @@ MEASUREMENTS = {
     "backlog": "benchmarks.backlog",
     "accuracy": "benchmarks.accuracy",
     "documents": "benchmarks.documents",
+    "formats": "benchmarks.formats",
 }
 
 
