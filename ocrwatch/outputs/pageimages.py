@@ -9,6 +9,7 @@ of the matrix, never of the pixels). How the pixels get in:
 - JPEG: the file's own bytes, as ``DCTDecode`` (an Adobe CMYK JPEG with the
   Decode array that undoes its inverted ink);
 - a G4 TIFF page in one strip: that strip's bytes, as ``CCITTFaxDecode``;
+- a JPEG TIFF page: its strips joined into one JPEG (``tiffjpeg``), as ``DCTDecode``;
 - other bilevel pixels: encoded as CCITT G4 (by Pillow's libtiff), lossless;
 - PNG (not interlaced, no transparency, not bilevel): the zlib stream of its
   IDAT chunks with PNG predictors, as ``FlateDecode``, palette kept as
@@ -19,9 +20,9 @@ of the matrix, never of the pixels). How the pixels get in:
 An embedded ICC profile whose colour space fits the pixels comes along as an
 ``ICCBased`` colour space. It owns turning frames into XObjects and where
 they go on the page; it does not decide page sizes or add text
-(``searchable`` does). Residual risks accepted: MPO files and arithmetic-coded
-JPEGs are decoded and Flate-compressed rather than passed through (a plain
-JPEG is), and a 16-bit TIFF or one with alpha is brought to 8 bits.
+(``searchable`` does). Residual risks accepted: MPO files, arithmetic-coded JPEGs
+and JPEG TIFF pages ``tiffjpeg`` declines are decoded and Flate-compressed, and a
+16-bit TIFF or one with alpha is brought to 8 bits.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from PIL import Image, TiffImagePlugin
 
 from ocrwatch.imaging.containers import has_transparency, open_image
 from ocrwatch.layout import Affine
+from ocrwatch.outputs.tiffjpeg import JoinedJpeg, joined_jpeg
 
 if TYPE_CHECKING:
     import pikepdf
@@ -156,6 +158,10 @@ def _tiff_pages(pdf: pikepdf.Pdf, original: BinaryIO) -> Iterator[PageImage]:
                 xobject = _g4_stream(pdf, strip, size, black_is_1=photometric == _MIN_IS_BLACK)
                 yield PageImage(xobject, *size, orientation, dpi)
                 continue
+            joined = joined_jpeg(image, original)
+            if joined is not None:
+                yield PageImage(_joined_stream(pdf, joined, image), *size, orientation, dpi)
+                continue
             image.load()
             if _TIFF_ORIENTATION in image.tag_v2:
                 yield _decoded(pdf, image, orientation, dpi)
@@ -271,6 +277,15 @@ def _jpeg(pdf: pikepdf.Pdf, data: bytes, image: Image.Image) -> pikepdf.Stream:
         extra["Decode"] = pikepdf.Array([1, 0] * components)
     colour_space = _colour_space(pdf, components, image.info.get("icc_profile"))
     return _image_stream(pdf, data, image.size, colour_space=colour_space, bits=8, **extra)
+
+
+def _joined_stream(pdf: pikepdf.Pdf, joined: JoinedJpeg, image: Image.Image) -> pikepdf.Stream:
+    import pikepdf
+
+    parameters = pikepdf.Dictionary(ColorTransform=joined.colour_transform)  # RGB 0, YCbCr 1
+    colour_space = _colour_space(pdf, joined.components, image.info.get("icc_profile"))
+    extra = {"Filter": pikepdf.Name.DCTDecode, "DecodeParms": parameters}
+    return _image_stream(pdf, joined.data, image.size, colour_space=colour_space, bits=8, **extra)
 
 
 def _png(pdf: pikepdf.Pdf, data: bytes) -> pikepdf.Stream | None:
