@@ -40,6 +40,7 @@ from PIL import Image, TiffImagePlugin
 from ocrwatch.imaging.containers import has_transparency, open_image
 from ocrwatch.layout import Affine
 from ocrwatch.outputs.tiffjpeg import JoinedJpeg, joined_jpeg
+from ocrwatch.source import TIFF_SIGNATURES
 
 if TYPE_CHECKING:
     import pikepdf
@@ -52,8 +53,6 @@ _PNG_PREDICTORS = 15
 """DecodeParms /Predictor: each row carries its own PNG filter type."""
 _PNG_COLOURS = {0: 1, 2: 3, 3: 1}
 """Samples per pixel of the PNG colour types passed through: grey, RGB, palette."""
-_TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
-"""Classic and BigTIFF, little and big endian."""
 _TIFF_ORIENTATION = 0x0112
 _TIFF_PHOTOMETRIC = 262
 _TIFF_FILL_ORDER = 266
@@ -106,7 +105,7 @@ class PageImage:
 def page_images(pdf: pikepdf.Pdf, original: BinaryIO) -> Iterator[PageImage]:
     """Each frame of the image file in ``original`` as a :class:`PageImage` of ``pdf``, in order."""
     original.seek(0)
-    if original.read(len(_TIFF_SIGNATURES[0])) in _TIFF_SIGNATURES:
+    if original.read(len(TIFF_SIGNATURES[0])) in TIFF_SIGNATURES:
         original.seek(0)
         yield from _tiff_pages(pdf, original)
         return
