@@ -28,7 +28,6 @@ and JPEG TIFF pages ``tiffjpeg`` declines are decoded and Flate-compressed, and 
 from __future__ import annotations
 
 import io
-import struct
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from PIL import Image, TiffImagePlugin
 
 from ocrwatch.imaging.containers import has_transparency, open_image
 from ocrwatch.layout import Affine
+from ocrwatch.outputs.imagefiles import jpeg_frame, png_chunks
 from ocrwatch.outputs.tiffjpeg import JoinedJpeg, joined_jpeg
 from ocrwatch.source import TIFF_SIGNATURES
 
@@ -48,7 +48,6 @@ if TYPE_CHECKING:
 _NO_PIXEL_LIMIT = 1 << 62
 """The file was read and its size checked before it came here; Pillow must not refuse it now."""
 _FLATE_LEVEL = 6
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_PREDICTORS = 15
 """DecodeParms /Predictor: each row carries its own PNG filter type."""
 _PNG_COLOURS = {0: 1, 2: 3, 3: 1}
@@ -61,10 +60,6 @@ _TIFF_STRIP_BYTES = 279
 _MIN_IS_BLACK = 1
 _WHITE = 255
 _BYTE = 8
-_MARKER = 0xFF
-_START_OF_SCAN = 0xDA
-_START_OF_FRAME = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
-"""JPEG frame markers (0xC4 defines Huffman tables, 0xC8 is reserved, 0xCC sets arithmetic coding)."""
 _DCT_FRAMES = frozenset({(0xC0, 8), (0xC1, 8), (0xC2, 8)})
 """Baseline, extended and progressive Huffman-coded frames of 8-bit samples: what DCTDecode reads."""
 _ICC_SPACES = {b"GRAY": 1, b"RGB ": 3, b"CMYK": 4}
@@ -243,27 +238,8 @@ def _g4_stream(
 
 def _plain_jpeg(data: bytes, image: Image.Image) -> bool:
     """True for a JPEG that PDF's DCTDecode reads as it is: Huffman-coded, 8 bits, one frame."""
-    frame = _jpeg_frame(data)
+    frame = jpeg_frame(data)
     return image.mode in _MODE_COMPONENTS and image.mode != "1" and frame in _DCT_FRAMES
-
-
-def _jpeg_frame(data: bytes) -> tuple[int, int] | None:
-    """The start-of-frame marker and sample precision of a JPEG, read from its segments."""
-    position = 2  # past the start-of-image marker
-    while position + 4 <= len(data):
-        if data[position] != _MARKER:
-            return None
-        marker = data[position + 1]
-        if marker == _MARKER:  # fill byte
-            position += 1
-            continue
-        if marker in _START_OF_FRAME:
-            return marker, data[position + 4] if position + 4 < len(data) else 0
-        if marker == _START_OF_SCAN:
-            return None
-        (length,) = struct.unpack_from(">H", data, position + 2)
-        position += 2 + length
-    return None
 
 
 def _jpeg(pdf: pikepdf.Pdf, data: bytes, image: Image.Image) -> pikepdf.Stream:
@@ -291,7 +267,7 @@ def _png(pdf: pikepdf.Pdf, data: bytes) -> pikepdf.Stream | None:
     """A PNG's compressed rows as they are, when PDF's Flate predictors can read them; else None."""
     import pikepdf
 
-    header, palette, icc, idat = _png_chunks(data)
+    header, palette, icc, idat = png_chunks(data)
     if header is None or not idat:
         return None
     width, height, bits, colour_type, _compression, _filter, interlace = header
@@ -315,37 +291,6 @@ def _png(pdf: pikepdf.Pdf, data: bytes) -> pikepdf.Stream | None:
         Filter=pikepdf.Name.FlateDecode,
         DecodeParms=parameters,
     )
-
-
-def _png_chunks(
-    data: bytes,
-) -> tuple[tuple[int, ...] | None, bytes | None, bytes | None, bytes]:
-    """IHDR's fields, the palette, the ICC profile and the joined IDAT data; header None if unreadable."""
-    if not data.startswith(_PNG_SIGNATURE):
-        return None, None, None, b""
-    header: tuple[int, ...] | None = None
-    palette = icc = None
-    idat: list[bytes] = []
-    position = len(_PNG_SIGNATURE)
-    while position + 8 <= len(data):
-        length, kind = struct.unpack_from(">I4s", data, position)
-        body = data[position + 8 : position + 8 + length]
-        position += 12 + length
-        if kind == b"IHDR" and length == 13:
-            header = struct.unpack(">IIBBBBB", body)
-        elif kind == b"PLTE":
-            palette = body
-        elif kind == b"iCCP":
-            name_end = body.find(b"\x00")
-            try:
-                icc = zlib.decompress(body[name_end + 2 :]) if name_end > 0 else None
-            except zlib.error:
-                icc = None
-        elif kind == b"IDAT":
-            idat.append(body)
-        elif kind == b"IEND":
-            break
-    return header, palette, icc, b"".join(idat)
 
 
 def _indexed(pdf: pikepdf.Pdf, image: Image.Image, icc: bytes | None) -> pikepdf.Stream:
