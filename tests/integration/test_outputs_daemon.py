@@ -4,7 +4,6 @@ added later written without a request, and ocrwatch's own searchable PDF never r
 from __future__ import annotations
 
 import hashlib
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from ocrwatch.sidecar import SidecarPaths
 from tests.support import pdfs
 from tests.support.daemon import DaemonProcess, Daemons
 from tests.support.ocrspace_server import FakeOcrSpace
+from tests.support.poppler import pdftotext
 from tests.support.render import page
 from tests.support.rig import KEY, daemon_config
 from tests.support.verdicts import done_record, finished
@@ -130,7 +130,5 @@ def test_its_own_searchable_pdf_is_not_read_but_a_users_x_ocr_pdf_is(
     assert (ours.stat().st_size, "2b") == (entry["size"], entry["pdfa"])
     with pikepdf.open(ours) as pdf, pikepdf.open(document) as original:
         assert len(original.pages) == len(pdf.pages)
-    text = subprocess.run(
-        ["pdftotext", str(ours), "-"], capture_output=True, text=True, check=True
-    ).stdout
+    text = pdftotext(ours)
     assert "Invoice" in text and "Thank" in text

@@ -20,7 +20,6 @@ from __future__ import annotations
 import html
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +30,7 @@ import pytest
 from ocrwatch.engines.tesseract.engine import TesseractEngine
 from tests.support.fake_engine import FakeEngine
 from tests.support.paths import DOCUMENTS
+from tests.support.poppler import pdftotext
 from tests.unit.test_searchable_pdf import (
     assert_found,
     displayed,
@@ -116,13 +116,7 @@ def test_the_encrypted_document_is_written_with_its_password_and_stays_encrypted
 
 def poppler_words_with_password(path: Path) -> list[str]:
     """The words ``pdftotext`` finds in an encrypted PDF, opened with its user password."""
-    output = subprocess.run(
-        ["pdftotext", "-upw", "user", "-bbox", str(path), "-"],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    ).stdout
+    output = pdftotext(path, "-upw", "user", "-bbox")
     return [html.unescape(match[1]) for match in re.finditer(r"<word [^>]*>(.*?)</word>", output)]
 
 

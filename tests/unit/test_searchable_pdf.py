@@ -45,6 +45,7 @@ from ocrwatch.sidecar import SidecarPaths
 from tests.support import pdfs, render, tiffs
 from tests.support.fake_engine import FakeEngine
 from tests.support.plans import plan_for
+from tests.support.poppler import pdftotext
 
 TOLERANCE = 2.0
 """Points an extracted word's box may reach past its box in the model, on each side."""
@@ -112,13 +113,7 @@ def encoded(image: Image.Image, kind: str, **options) -> bytes:
 
 def poppler_words(path: Path, *options: str) -> list[Found]:
     """Each page's words as ``pdftotext -bbox`` finds them, boxes in points of the page as displayed."""
-    output = subprocess.run(
-        ["pdftotext", *options, "-bbox", str(path), "-"],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    ).stdout
+    output = pdftotext(path, *options, "-bbox")
     pages = []
     for page in output.split("<page ")[1:]:
         words = []
@@ -691,9 +686,7 @@ def test_any_script_comes_back_as_itself(tmp_path) -> None:
         tmp_path, "scan.png", encoded(text_page(), "PNG"), FakeEngine({"scan": text})
     )
     target, result = written(tmp_path, source, document)
-    poppler = subprocess.run(
-        ["pdftotext", "-raw", str(target), "-"], check=True, capture_output=True, text=True
-    ).stdout
+    poppler = pdftotext(target, "-raw")
     expected = sorted(text.split())
     assert ("2b", expected, expected) == (
         result.pdfa,
