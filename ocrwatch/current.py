@@ -126,15 +126,14 @@ def _judge(
     paths: SidecarPaths, inbox: InboxPlan, facts: FileFacts, *, failures: bool
 ) -> Verdict | None:
     rules = inbox.rules
-    record = sidecar.load_head(paths.result)
-    same = record is not None and same_settings(record, rules) and _same_file(record, facts)
-    if same and record is not None and stale(record, paths, inbox.outputs):
+    record = _read_record(paths, rules, facts)
+    if record is not None and stale(record, paths, inbox.outputs):
         return None  # read, but some file the inbox wants is missing: see outputs_due
-    if same and record is not None and record.get("status") != "partial":
+    if record is not None and record.get("status") != "partial":
         return Verdict("done", "sidecar is current")
     # Only now the error sidecar: most files a scan judges are done, and have none.
     failure = sidecar.load(paths.error) if failures else None
-    if same:
+    if record is not None:  # a partial document, read under these rules from these bytes
         if failure is None or failure.get("status") != "partial" or not _same_file(failure, facts):
             return None
         return Verdict("partial", f"partial before: {_message(failure)}")
@@ -161,12 +160,21 @@ def outputs_due(
     whether the formats can be written from it.
     """
     paths = inbox.sidecars(path)
-    head = sidecar.load_head(paths.result)
-    if head is None or not same_settings(head, inbox.rules) or not _same_file(head, facts):
+    head = _read_record(paths, inbox.rules, facts)
+    if head is None:
         return None
     due = stale(head, paths, inbox.outputs)
     record = sidecar.load(paths.result) if due else None
     return (record, due) if record is not None else None
+
+
+def _read_record(paths: SidecarPaths, rules: Rules, facts: FileFacts) -> dict[str, Any] | None:
+    """The head of ``paths``' result record when it was made under ``rules`` from the bytes
+    ``facts`` describe (done or partial, whatever files it lists); else None."""
+    record = sidecar.load_head(paths.result)
+    if record is None or not same_settings(record, rules) or not _same_file(record, facts):
+        return None
+    return record
 
 
 def is_own_output(path: Path, inbox: InboxPlan) -> bool:
