@@ -40,6 +40,7 @@ from ocrwatch.config import DEFAULT_FORMATS, InboxConfig
 from ocrwatch.errors import OutputError
 from ocrwatch.outputs.model import Document, document_of
 from ocrwatch.sidecar import SidecarPaths
+from ocrwatch.source import FileBytes
 from ocrwatch.staging import Staged, discard, stage_bytes, stage_file
 
 logger = logging.getLogger(__name__)
@@ -285,10 +286,8 @@ def _refused(name: str, error: Exception) -> bool:
     return isinstance(error, PdfOutputError) and error.classification != "output"
 
 
-def opener(data: bytes | Any) -> OpenOriginal:
-    """An :data:`OpenOriginal` over a source's data: bytes in memory, or a file on disk
-    (:class:`ocrwatch.source.FileBytes`)."""
+def opener(data: bytes | FileBytes) -> OpenOriginal:
+    """An :data:`OpenOriginal` over a source's data: bytes in memory, or a file on disk."""
     if isinstance(data, bytes):
         return lambda: io.BytesIO(data)
-    stream: Callable[[], BinaryIO] = data.stream
-    return stream
+    return data.stream
