@@ -389,7 +389,7 @@ def run_measured(
     return Run(seconds, process.returncode, reader_kib, peak)
 
 
-def _once(
+def once_run(
     ctx: Context,
     folder: Path,
     *,
@@ -397,14 +397,17 @@ def _once(
     name: str,
     server: Server | None = None,
     timeout: float,
+    inbox_options: dict[str, Any] | None = None,
 ) -> Run:
-    """``ocrwatch once`` over ``folder`` (an inbox of its own) with a fresh state folder."""
+    """``ocrwatch once`` over ``folder`` (an inbox of its own, with ``inbox_options``) with a
+    fresh state folder. Raises RuntimeError when it exits with a failure."""
     work = ctx.folder(NAME, "runs", name)
     config = daemon_config(
         [folder],
         state_dir=work / "state",
         endpoint=server.url if server is not None else None,
         engine=engine,
+        inbox_options=inbox_options,
     )
     config_path = write_config(work / "config.yaml", config)
     env = child_env(OCRSPACE_API_KEY=API_KEY, XDG_STATE_HOME=str(work / "xdg-state"))
@@ -417,7 +420,17 @@ def _once(
     return run
 
 
-def _record(document: Path, pages: int) -> dict[str, Any]:
+def _once_served(
+    ctx: Context, folder: Path, *, latency: float, name: str, timeout: float
+) -> tuple[Run, int | None]:
+    """:func:`once_run` with the ocr.space engine against a server of its own answering after
+    ``latency``; the run and the requests the server counted."""
+    with Server(ctx.folder(NAME), latency=latency, name=f"server-{name}") as server:
+        run = once_run(ctx, folder, engine="ocrspace", server=server, name=name, timeout=timeout)
+        return run, server.stop()
+
+
+def read_record(document: Path, pages: int) -> dict[str, Any]:
     """The document's ``.json``, checked to be a finished read of every page."""
     record_path = document.with_name(document.name + ".json")
     if not record_path.exists():
@@ -603,9 +616,11 @@ def _read_locally(
     timeout = 120 + 20 * count
     for kind, document in timed.items():
         ctx.log(f"documents: ocrwatch once, local engine, {count}-page {kind}")
-        run = _once(ctx, document.parent, engine="tesseract", name=f"local-{kind}", timeout=timeout)
+        run = once_run(
+            ctx, document.parent, engine="tesseract", name=f"local-{kind}", timeout=timeout
+        )
         measured.local[kind] = run
-        measured.texts[kind] = _page_texts(_record(document, count))
+        measured.texts[kind] = _page_texts(read_record(document, count))
         ctx.log(f"documents: {count / run.seconds:.3g} pages/s; OCRmyPDF, {kind}")
         read = read_with_ocrmypdf(
             ocrmypdf, document, ctx.folder(NAME, "ocrmypdf", kind), pages=count
@@ -616,7 +631,7 @@ def _read_locally(
             ctx.log(f"documents: OCRmyPDF {count / read.run.seconds:.3g} pages/s")
     ctx.log(f"documents: ocrwatch once, local engine, the PDF's {count} pages as PNG files")
     folder = pngs[0].parent
-    measured.local["png"] = _once(
+    measured.local["png"] = once_run(
         ctx, folder, engine="tesseract", name="local-png", timeout=timeout
     )
     measured.texts["png"] = [
@@ -631,17 +646,10 @@ def _read_remotely(ctx: Context, measured: _Measured, timed: dict[str, Path]) ->
         folder = ctx.folder(NAME, f"ocrspace-{kind}")
         link_or_copy(document, folder / document.name)
         ctx.log(f"documents: ocrwatch once, ocr.space (server {SERVER_LATENCY:g} s), {kind}")
-        with Server(ctx.folder(NAME), latency=SERVER_LATENCY, name=f"server-{kind}") as server:
-            measured.remote[kind] = _once(
-                ctx,
-                folder,
-                engine="ocrspace",
-                server=server,
-                name=f"ocrspace-{kind}",
-                timeout=120 + 10 * count,
-            )
-            measured.requests[kind] = server.stop()
-        _record(folder / document.name, count)
+        measured.remote[kind], measured.requests[kind] = _once_served(
+            ctx, folder, latency=SERVER_LATENCY, name=f"ocrspace-{kind}", timeout=120 + 10 * count
+        )
+        read_record(folder / document.name, count)
 
 
 def _measure_memory(ctx: Context, measured: _Measured, pages: list[Page]) -> None:
@@ -656,18 +664,11 @@ def _measure_memory(ctx: Context, measured: _Measured, pages: list[Page]) -> Non
         ctx.log(
             f"documents: peak memory, {count}-page {kind} ({document.stat().st_size / 1e6:.0f} MB)"
         )
-        with Server(ctx.folder(NAME), latency=0.0, name=f"server-memory-{kind}") as server:
-            run = _once(
-                ctx,
-                folder,
-                engine="ocrspace",
-                server=server,
-                name=f"memory-{kind}",
-                timeout=300 + 2 * count,
-            )
-            measured.requests[f"memory-{kind}"] = server.stop()
+        run, measured.requests[f"memory-{kind}"] = _once_served(
+            ctx, folder, latency=0.0, name=f"memory-{kind}", timeout=300 + 2 * count
+        )
         measured.memory[kind] = run
-        _record(document, count)
+        read_record(document, count)
         ctx.log(f"documents: peak {run.peak_mb:.0f} MB in {run.seconds:.1f} s")
         document.unlink()
 

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import hashlib
 import statistics
-import sys
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -61,11 +60,10 @@ from benchmarks.documents import (
     find_ocrmypdf,
     read_with_ocrmypdf,
     rendered_pages,
-    run_measured,
     write_pdf,
     write_tiff,
 )
-from benchmarks.harness import Context, Row, Target, child_env, daemon_config, write_config
+from benchmarks.harness import Context, Row, Target
 from ocrwatch.sidecar import ALTO_SUFFIX, HOCR_SUFFIX, PDF_SUFFIX, RESULT_SUFFIX
 
 NAME = "formats"
@@ -169,8 +167,8 @@ def _measure(
 ) -> Measured:
     """Read ``document`` once, time each case's write against a run with nothing to write."""
     ctx.log(f"formats: {count}-page {kind}, read with formats [txt, json] on the local engine")
-    read = _once(ctx, document, READ_ONLY, name=f"{kind}-read", timeout=120 + 20 * count)
-    timings = documents._record(document, count).get("timings")
+    read = _run(ctx, document, READ_ONLY, name=f"{kind}-read", timeout=120 + 20 * count)
+    timings = documents.read_record(document, count).get("timings")
     measured = Measured(kind, document, count, read.seconds)
     for repeat in range(repeats):
         for case in CASES:
@@ -178,12 +176,10 @@ def _measure(
             output.unlink(missing_ok=True)
             name = f"{kind}-{case.key}-{repeat}"
             timeout = 60 + 5 * count
-            written = _once(ctx, document, case.inbox_options(), name=name, timeout=timeout)
+            written = _run(ctx, document, case.inbox_options(), name=name, timeout=timeout)
             _check_written(document, case, count, timings=timings)
             before = _stamps(document, output)
-            again = _once(
-                ctx, document, case.inbox_options(), name=f"{name}-again", timeout=timeout
-            )
+            again = _run(ctx, document, case.inbox_options(), name=f"{name}-again", timeout=timeout)
             if _stamps(document, output) != before:
                 raise RuntimeError(f"{name}: the run with nothing to write changed the files")
             measured.write.setdefault(case.key, []).append(written.seconds)
@@ -209,30 +205,18 @@ def _measure(
     return measured
 
 
-def _once(
+def _run(
     ctx: Context, document: Path, inbox_options: dict[str, Any], *, name: str, timeout: float
 ) -> Run:
-    """``ocrwatch once`` over ``document``'s inbox with ``inbox_options`` and a fresh state folder.
-
-    Raises RuntimeError when it exits with a failure.
-    """
-    work = ctx.folder(NAME, "runs", name)
-    config = daemon_config(
-        [document.parent],
-        state_dir=work / "state",
-        endpoint=None,
+    """``ocrwatch once`` on the local engine over ``document``'s inbox with ``inbox_options``."""
+    return documents.once_run(
+        ctx,
+        document.parent,
         engine=ENGINE,
+        name=f"formats-{name}",
+        timeout=timeout,
         inbox_options=inbox_options,
     )
-    config_path = write_config(work / "config.yaml", config)
-    env = child_env(XDG_STATE_HOME=str(work / "xdg-state"))
-    command = [sys.executable, "-m", "ocrwatch", "once", "-c", str(config_path)]
-    log = work / "once.log"
-    run = run_measured([*command, str(document.parent)], log=log, timeout=timeout, env=env)
-    if run.returncode != 0:
-        tail = log.read_text(errors="replace")[-2000:]
-        raise RuntimeError(f"ocrwatch once ({name}) exited {run.returncode}; log {log}:\n{tail}")
-    return run
 
 
 def _check_written(document: Path, case: Case, count: int, *, timings: Any) -> None:
@@ -241,7 +225,7 @@ def _check_written(document: Path, case: Case, count: int, *, timings: Any) -> N
 
     Raises RuntimeError when the record, the entry or the file is not what the run should leave.
     """
-    record = documents._record(document, count)
+    record = documents.read_record(document, count)
     if record.get("timings") != timings:
         raise RuntimeError(f"{document.name} was read again instead of written from its record")
     name = document.name + SUFFIXES[case.format]
