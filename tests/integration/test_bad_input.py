@@ -65,13 +65,6 @@ def make_daemon(tmp_path: Path, server: FakeOcrSpace) -> Iterator[Callable[..., 
     daemons.close()
 
 
-@pytest.fixture
-def inbox(tmp_path: Path) -> Path:
-    folder = tmp_path / "inbox"
-    folder.mkdir()
-    return folder
-
-
 def test_broken_and_hostile_files_each_fail_clearly_at_no_cost(
     make_daemon: Callable[..., DaemonProcess], inbox: Path, server: FakeOcrSpace
 ) -> None:

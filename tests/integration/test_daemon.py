@@ -65,13 +65,6 @@ def fake() -> Iterator[FakeOcrSpace]:
 
 
 @pytest.fixture
-def inbox(tmp_path: Path) -> Path:
-    folder = tmp_path / "inbox"
-    folder.mkdir()
-    return folder
-
-
-@pytest.fixture
 def make_daemon(
     tmp_path: Path, fake: FakeOcrSpace, inbox: Path
 ) -> Iterator[Callable[..., DaemonProcess]]:

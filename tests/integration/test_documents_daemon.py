@@ -77,13 +77,6 @@ def whole_text(count: int) -> str:
 
 
 @pytest.fixture
-def inbox(tmp_path: Path) -> Path:
-    folder = tmp_path / "inbox"
-    folder.mkdir()
-    return folder
-
-
-@pytest.fixture
 def server() -> Iterator[FakeOcrSpace]:
     with FakeOcrSpace(mode="text", text=SERVER_TEXT, api_key=KEY, latency=LATENCY) as fake:
         yield fake

@@ -26,13 +26,6 @@ DONE_TIMEOUT = 60
 
 
 @pytest.fixture
-def inbox(tmp_path: Path) -> Path:
-    folder = tmp_path / "inbox"
-    folder.mkdir()
-    return folder
-
-
-@pytest.fixture
 def server() -> Iterator[FakeOcrSpace]:
     with FakeOcrSpace(api_key=KEY) as fake:  # reads uploads with Tesseract: real word boxes
         yield fake
