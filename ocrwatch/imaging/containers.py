@@ -35,7 +35,7 @@ from PIL import (
 )
 
 from ocrwatch.errors import ImageError
-from ocrwatch.imaging.frames import gif_frames, unpack_at
+from ocrwatch.imaging.frames import gif_frames, png_chunk_spans, unpack_at
 from ocrwatch.imaging.frames import tiff_directories as tiff_directories  # documents.tiff uses it
 
 if TYPE_CHECKING:
@@ -325,15 +325,12 @@ def _jpeg_complete(data: bytes) -> bool:
 
 def _png_chunks(data: bytes) -> tuple[bool, bytes | None]:
     """Walk the chunk headers: (whether IEND is there, the eXIf payload if any)."""
-    position = 8
     exif: bytes | None = None
-    while position + 8 <= len(data):
-        length, kind = struct.unpack_from(">I4s", data, position)
+    for kind, start, end in png_chunk_spans(data):
         if kind == b"IEND":
             return True, exif
         if kind == b"eXIf" and exif is None:
-            exif = data[position + 8 : position + 8 + length]
-        position += 12 + length
+            exif = data[start:end]
     return False, exif
 
 

@@ -1,4 +1,4 @@
-"""Frame and page counts of multi-frame containers, read from their structure alone.
+"""Frame and page counts of multi-frame containers, and a PNG's chunks, read from their structure alone.
 
 Walks a TIFF's chain of directory headers and a GIF's blocks, up to a cap,
 without reading a tag or decoding a pixel: Pillow's ``n_frames`` reads every
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import struct
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 _MAX_TIFF_PAGES = 10_000
 """Directories followed when checking a TIFF for truncation (guards against loops)."""
+_PNG_SIGNATURE_BYTES = 8
 _GIF_HEADER = 13
 """Bytes of a GIF's signature, version and logical screen descriptor."""
 _GIF_SCREEN_FLAGS = 10
@@ -76,6 +78,17 @@ def unpack_at(format_: str, data: ByteSource, offset: int) -> int:
     """The one number of ``format_`` stored at ``offset``; raise struct.error past the end."""
     value: int = struct.unpack(format_, data[offset : offset + struct.calcsize(format_)])[0]
     return value
+
+
+def png_chunk_spans(data: bytes) -> Iterator[tuple[bytes, int, int]]:
+    """Each chunk of a PNG whose header lies in ``data``, in order: its type, and where its
+    body starts and ends (past the end of ``data`` in a file cut short). Starts after the
+    signature, which it does not check; nothing is copied."""
+    position = _PNG_SIGNATURE_BYTES
+    while position + 8 <= len(data):
+        length, kind = struct.unpack_from(">I4s", data, position)
+        yield kind, position + 8, position + 8 + length
+        position += 12 + length
 
 
 def gif_frames(data: bytes, *, limit: int) -> int | None:

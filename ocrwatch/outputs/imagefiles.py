@@ -1,4 +1,4 @@
-"""An image file's own structure, read from its bytes: a JPEG's frame, a PNG's chunks.
+"""An image file's own structure, read from its bytes: a JPEG's segments, a PNG's chunks.
 
 The searchable PDF passes an image file's compressed data through when PDF's
 filters read it as it is (:mod:`.pageimages` decides); these functions say
@@ -10,16 +10,37 @@ from __future__ import annotations
 import struct
 import zlib
 
+from ocrwatch.imaging.frames import png_chunk_spans
+
+Segment = tuple[int, bytes]
+"""A JPEG marker segment: its marker byte and its body (after the length)."""
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+SOI, EOI, SOS = b"\xff\xd8", b"\xff\xd9", 0xDA
+"""A JPEG's start of image, end of image, and start-of-scan marker."""
 _MARKER = 0xFF
-_START_OF_SCAN = 0xDA
 _START_OF_FRAME = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 """JPEG frame markers (0xC4 defines Huffman tables, 0xC8 is reserved, 0xCC sets arithmetic coding)."""
 
 
 def jpeg_frame(data: bytes) -> tuple[int, int] | None:
     """The start-of-frame marker and sample precision of a JPEG, read from its segments."""
-    position = 2  # past the start-of-image marker
+    parsed = jpeg_segments(data)
+    for marker, body in parsed[0] if parsed else ():
+        if marker in _START_OF_FRAME:
+            return marker, body[0] if body else 0
+    return None
+
+
+def jpeg_segments(data: bytes, *, tables_only: bool = False) -> tuple[list[Segment], int] | None:
+    """A JPEG stream's marker segments up to its first scan header (included), and where they end.
+
+    With ``tables_only``, a stream of tables alone (a TIFF's JPEGTables: SOI,
+    tables, EOI). None when the bytes are not such a stream.
+    """
+    if not data.startswith(SOI):
+        return None
+    found: list[Segment] = []
+    position = len(SOI)
     while position + 4 <= len(data):
         if data[position] != _MARKER:
             return None
@@ -27,13 +48,14 @@ def jpeg_frame(data: bytes) -> tuple[int, int] | None:
         if marker == _MARKER:  # fill byte
             position += 1
             continue
-        if marker in _START_OF_FRAME:
-            return marker, data[position + 4] if position + 4 < len(data) else 0
-        if marker == _START_OF_SCAN:
-            return None
+        if tables_only and data[position : position + 2] == EOI:
+            return found, position
         (length,) = struct.unpack_from(">H", data, position + 2)
+        found.append((marker, data[position + 4 : position + 2 + length]))
         position += 2 + length
-    return None
+        if marker == SOS:
+            return None if tables_only else (found, position)
+    return (found, position) if tables_only and data[position:] in (b"", EOI) else None
 
 
 def png_chunks(
@@ -45,12 +67,9 @@ def png_chunks(
     header: tuple[int, ...] | None = None
     palette = icc = None
     idat: list[bytes] = []
-    position = len(PNG_SIGNATURE)
-    while position + 8 <= len(data):
-        length, kind = struct.unpack_from(">I4s", data, position)
-        body = data[position + 8 : position + 8 + length]
-        position += 12 + length
-        if kind == b"IHDR" and length == 13:
+    for kind, start, end in png_chunk_spans(data):
+        body = data[start:end]
+        if kind == b"IHDR" and end - start == 13:
             header = struct.unpack(">IIBBBBB", body)
         elif kind == b"PLTE":
             palette = body

@@ -36,6 +36,8 @@ from typing import BinaryIO
 import numpy as np
 from PIL import JpegImagePlugin, TiffImagePlugin
 
+from ocrwatch.outputs.imagefiles import EOI, SOI, SOS, Segment, jpeg_segments
+
 _JPEG_COMPRESSION = 7
 _TAG_COMPRESSION = 259
 _TAG_PHOTOMETRIC = 262
@@ -54,7 +56,7 @@ _GREY, _COLOUR = 1, 3
 _PHOTOMETRIC_COMPONENTS = {_BLACK_IS_ZERO: _GREY, _RGB: _COLOUR, _YCBCR: _COLOUR}
 _MODES = {_GREY: "L", _COLOUR: "RGB"}
 
-_SOI, _EOI, _SOS, _DRI = b"\xff\xd8", b"\xff\xd9", 0xDA, 0xDD
+_DRI = 0xDD
 _SEQUENTIAL_FRAMES = frozenset({0xC0, 0xC1})
 """Baseline and extended sequential Huffman frames: one scan, restart markers allowed."""
 _DROPPED = frozenset(range(0xE0, 0xF0)) | {0xFE}
@@ -68,7 +70,6 @@ _MAX_INTERVAL = 0xFFFF
 _ADOBE = b"\xff\xee\x00\x0eAdobe\x00\x64\x00\x00\x00\x00"
 """Adobe's APP14 segment but its last byte, the transform: 0 for RGB as it is, 1 for YCbCr."""
 
-Segment = tuple[int, bytes]
 """A marker and its segment's body (past the length field)."""
 
 
@@ -115,7 +116,7 @@ def joined_jpeg(frame: TiffImagePlugin.TiffImageFile, original: BinaryIO) -> Joi
         return None
     if len(offsets) != -(-height // rows):
         return None
-    tables = _segments(bytes(tags.get(_TAG_JPEG_TABLES, _SOI + _EOI)), tables_only=True)
+    tables = jpeg_segments(bytes(tags.get(_TAG_JPEG_TABLES, SOI + EOI)), tables_only=True)
     strips = [_strip(data) for data in _read(original, offsets, counts)]
     if tables is None or any(strip is None for strip in strips):
         return None
@@ -144,36 +145,13 @@ def _read(original: BinaryIO, offsets: tuple[int, ...], counts: tuple[int, ...])
     return strips
 
 
-def _segments(data: bytes, *, tables_only: bool = False) -> tuple[list[Segment], int] | None:
-    """A JPEG stream's marker segments up to its first scan header (included), and where they end."""
-    if not data.startswith(_SOI):
-        return None
-    found: list[Segment] = []
-    position = len(_SOI)
-    while position + 4 <= len(data):
-        if data[position] != 0xFF:
-            return None
-        marker = data[position + 1]
-        if marker == 0xFF:  # fill byte
-            position += 1
-            continue
-        if tables_only and data[position : position + 2] == _EOI:
-            return found, position
-        (length,) = struct.unpack_from(">H", data, position + 2)
-        found.append((marker, data[position + 4 : position + 2 + length]))
-        position += 2 + length
-        if marker == _SOS:
-            return None if tables_only else (found, position)
-    return (found, position) if tables_only and data[position:] in (b"", _EOI) else None
-
-
 def _strip(data: bytes) -> _Strip | None:
     """One strip's headers, frame, scan header and entropy-coded data; None if it is not one plain scan."""
-    parsed = _segments(data)
-    if parsed is None or not parsed[0] or parsed[0][-1][0] != _SOS:
+    parsed = jpeg_segments(data)
+    if parsed is None or not parsed[0] or parsed[0][-1][0] != SOS:
         return None
     segments, scan_end = parsed
-    end = data.rfind(_EOI)
+    end = data.rfind(EOI)
     frames = [segment for segment in segments if segment[0] in _SEQUENTIAL_FRAMES]
     others = [(m, body) for m, body in segments[:-1] if m not in _DROPPED]
     if end < scan_end or len(frames) != 1 or any(m == _DRI for m, _ in others):
@@ -218,17 +196,17 @@ def _join(
     if len(strips) > 1 and interval > _MAX_INTERVAL:
         return None
     frame = struct.pack(">BHHB", precision, height, frame_width, count) + body[6:]
-    parts = [_SOI]
+    parts = [SOI]
     parts += [_segment(m, b) for m, b in tables + first.headers]
     parts.append(_segment(marker, frame))
     if len(strips) > 1:
         parts.append(_segment(_DRI, struct.pack(">H", interval)))
-    parts.append(_segment(_SOS, first.scan))
+    parts.append(_segment(SOS, first.scan))
     for index, strip in enumerate(strips):
         if index:
             parts.append(bytes((0xFF, 0xD0 + (index - 1) % _RESTART_CYCLE)))
         parts.append(strip.entropy)
-    parts.append(_EOI)
+    parts.append(EOI)
     return b"".join(parts)
 
 
@@ -238,7 +216,7 @@ def _segment(marker: int, body: bytes) -> bytes:
 
 def _vertical_sampling(data: bytes) -> int:
     """The largest vertical sampling factor in a joined JPEG's frame header."""
-    parsed = _segments(data)
+    parsed = jpeg_segments(data)
     assert parsed is not None  # built by _join
     (body,) = [body for marker, body in parsed[0] if marker in _SEQUENTIAL_FRAMES]
     return max(body[7 + 3 * index] & 0x0F for index in range(body[5]))
