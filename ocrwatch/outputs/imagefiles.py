@@ -1,4 +1,4 @@
-"""An image file's own structure, read from its bytes: a JPEG's segments, a PNG's chunks.
+"""An image file's own structure, read from its bytes: a JPEG's segments, a TIFF page's strips, a PNG's chunks.
 
 The searchable PDF passes an image file's compressed data through when PDF's
 filters read it as it is (:mod:`.pageimages` decides); these functions say
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Sequence
+from typing import BinaryIO
 
 from ocrwatch.imaging.frames import png_chunk_spans
 
@@ -56,6 +58,18 @@ def jpeg_segments(data: bytes, *, tables_only: bool = False) -> tuple[list[Segme
         if marker == SOS:
             return None if tables_only else (found, position)
     return (found, position) if tables_only and data[position:] in (b"", EOI) else None
+
+
+def read_strips(original: BinaryIO, offsets: Sequence[int], counts: Sequence[int]) -> list[bytes]:
+    """The strips of a TIFF page as stored (``offsets`` and byte ``counts`` from its tags),
+    read from ``original``, which is left where it was. A strip cut short comes back short."""
+    position = original.tell()
+    strips = []
+    for offset, count in zip(offsets, counts, strict=True):
+        original.seek(int(offset))
+        strips.append(original.read(int(count)))
+    original.seek(position)
+    return strips
 
 
 def png_chunks(

@@ -38,7 +38,7 @@ from PIL import Image, TiffImagePlugin
 
 from ocrwatch.imaging.containers import has_transparency, open_image
 from ocrwatch.layout import Affine
-from ocrwatch.outputs.imagefiles import jpeg_frame, png_chunks
+from ocrwatch.outputs.imagefiles import jpeg_frame, png_chunks, read_strips
 from ocrwatch.outputs.tiffjpeg import JoinedJpeg, joined_jpeg
 from ocrwatch.source import TIFF_SIGNATURES
 
@@ -173,10 +173,7 @@ def _g4_strip(image: TiffImagePlugin.TiffImageFile, original: BinaryIO) -> bytes
         return None
     if not offsets or not counts or len(offsets) != 1 or int(tags.get(_TIFF_FILL_ORDER, 1)) != 1:
         return None
-    position = original.tell()
-    original.seek(int(offsets[0]))
-    strip = original.read(int(counts[0]))
-    original.seek(position)
+    (strip,) = read_strips(original, offsets, counts)
     return strip if len(strip) == int(counts[0]) else None
 
 

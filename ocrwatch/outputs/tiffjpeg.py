@@ -36,7 +36,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import JpegImagePlugin, TiffImagePlugin
 
-from ocrwatch.outputs.imagefiles import EOI, SOI, SOS, Segment, jpeg_segments
+from ocrwatch.outputs.imagefiles import EOI, SOI, SOS, Segment, jpeg_segments, read_strips
 
 _JPEG_COMPRESSION = 7
 _TAG_COMPRESSION = 259
@@ -117,7 +117,7 @@ def joined_jpeg(frame: TiffImagePlugin.TiffImageFile, original: BinaryIO) -> Joi
     if len(offsets) != -(-height // rows):
         return None
     tables = jpeg_segments(bytes(tags.get(_TAG_JPEG_TABLES, SOI + EOI)), tables_only=True)
-    strips = [_strip(data) for data in _read(original, offsets, counts)]
+    strips = [_strip(data) for data in read_strips(original, offsets, counts)]
     if tables is None or any(strip is None for strip in strips):
         return None
     data = _join([s for s in strips if s], tables[0], (width, height), rows, components)
@@ -133,16 +133,6 @@ def joined_jpeg(frame: TiffImagePlugin.TiffImageFile, original: BinaryIO) -> Joi
         data = data[:2] + _ADOBE + bytes((transform,)) + data[2:]
     joined = JoinedJpeg(data, components, transform)
     return joined if _same_pixels(joined, frame, seams) else None
-
-
-def _read(original: BinaryIO, offsets: tuple[int, ...], counts: tuple[int, ...]) -> list[bytes]:
-    position = original.tell()
-    strips = []
-    for offset, count in zip(offsets, counts, strict=True):
-        original.seek(int(offset))
-        strips.append(original.read(int(count)))
-    original.seek(position)
-    return strips
 
 
 def _strip(data: bytes) -> _Strip | None:
