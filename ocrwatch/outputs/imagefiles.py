@@ -1,4 +1,4 @@
-"""An image file's own structure, read from its bytes: a JPEG's segments, a TIFF page's strips, a PNG's chunks.
+"""An image file's own structure, read from its bytes: JPEG segments, TIFF strips, PNG chunks.
 
 The searchable PDF passes an image file's compressed data through when PDF's
 filters read it as it is (:mod:`.pageimages` decides); these functions say
