@@ -13,6 +13,7 @@ without data) are reported together with those of the config itself.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -81,9 +82,10 @@ class InboxPlan:
         """Where sidecars go (mirroring the inbox's folders); None: next to each image."""
         return self.config.output
 
-    @property
+    @functools.cached_property
     def outputs(self) -> OutputSettings:
-        """The files written for each input (``formats``) and their options."""
+        """The files written for each input (``formats``) and their options (asked for at
+        every verdict, so made once)."""
         return OutputSettings.of(self.config)
 
     def sidecars(self, image: Path) -> SidecarPaths:

@@ -25,6 +25,7 @@ Not here: the formats themselves (:mod:`.hocr`, :mod:`.alto`,
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -74,7 +75,7 @@ class OutputSettings:
         """The options a file of ``format_name`` is made under (the searchable PDF's), else none."""
         return dict(self.pdf_options) if format_name == "pdf" else {}
 
-    @property
+    @functools.cached_property
     def cache_key(self) -> str:
         """Empty for the default formats (so caches of earlier versions stay valid), else a
         digest of the formats and options, for the verdict cache."""
