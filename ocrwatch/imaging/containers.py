@@ -292,7 +292,7 @@ def _looks_truncated(
         return _tiff_truncated(source, image)
     data = source if isinstance(source, bytes) else source[:]
     checks: dict[str, Callable[[], bool]] = {
-        "JPEG": lambda: not _jpeg_complete(data),
+        "JPEG": lambda: not jpeg_complete(data),
         "PNG": lambda: not _png_chunks(data)[0],
         "GIF": lambda: not data.rstrip(b"\x00").endswith(b";"),
         "WEBP": lambda: len(data) < 12 or struct.unpack_from("<I", data, 4)[0] + 8 > len(data),
@@ -306,7 +306,7 @@ def _looks_truncated(
     return check is not None and check()
 
 
-def _jpeg_complete(data: bytes) -> bool:
+def jpeg_complete(data: bytes) -> bool:
     """True when an end-of-image marker follows the first start-of-scan."""
     position = 2
     while position + 4 <= len(data):

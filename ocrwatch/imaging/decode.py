@@ -5,7 +5,7 @@ it; other formats are turned here), alpha composited over white, and 16-bit
 and CMYK data brought to 8-bit grey or BGR. Truncated data is never decoded
 into a grey-filled image: Pillow's ``LOAD_TRUNCATED_IMAGES`` stays off, and
 OpenCV, which accepts truncated JPEGs silently, decodes only a JPEG that
-:func:`verify` has read to its end.
+:func:`verify` found complete.
 """
 
 from __future__ import annotations
@@ -16,7 +16,15 @@ import cv2
 import numpy as np
 from PIL import ExifTags, Image
 
-from ocrwatch.imaging.containers import ImageInfo, has_transparency, load, open_image
+from ocrwatch.errors import ImageError
+from ocrwatch.imaging.containers import (
+    ImageInfo,
+    has_transparency,
+    jpeg_complete,
+    load,
+    open_image,
+    truncated_message,
+)
 
 
 @dataclass(frozen=True)
@@ -29,17 +37,23 @@ class DecodedImage:
 
 
 def verify(data: bytes, *, max_pixels: int) -> ImageInfo:
-    """Check that the whole image decodes, as cheaply as its format allows; raise ImageError like decode.
+    """Check that the whole image is there and its header sound, as cheaply as its format allows.
 
-    A JPEG is decoded at 1/8 scale: libjpeg still reads every entropy-coded
-    byte, so a truncated file fails exactly as in a full decode, for a fraction
-    of the work. Other formats are decoded in full and the pixels dropped.
+    Raises ImageError like :func:`decode`. A JPEG is complete when an
+    end-of-image marker follows its first scan: inside entropy-coded data
+    every 0xFF byte is stuffed, so the marker cannot appear there by chance,
+    and a file cut short (still being written, or copied in part) lacks it.
+    Reading the scan itself would cost most of a decode and find nothing more
+    that matters: libjpeg reports damaged entropy data as warnings, not errors.
+    Other formats are decoded in full and the pixels dropped.
     """
     image, info = open_image(data, max_pixels=max_pixels)
     with image:
         if info.format == "JPEG":
-            image.draft(image.mode, (max(1, info.width // 8), max(1, info.height // 8)))
-        load(image, info, data)
+            if not jpeg_complete(data):
+                raise ImageError(truncated_message("JPEG", data), incomplete=True)
+        else:
+            load(image, info, data)
     return info
 
 
@@ -76,7 +90,7 @@ def _turned_on_load(image: Image.Image, info: ImageInfo) -> bool:
 
 
 def _decode_plain_jpeg(data: bytes, *, max_pixels: int) -> DecodedImage | None:
-    """A gray or RGB JPEG decoded by OpenCV, after a 1/8-scale check that it is complete.
+    """A gray or RGB JPEG decoded by OpenCV, after :func:`verify` found it complete.
 
     Pillow's full decode of a large colour JPEG costs two to three times
     OpenCV's (its 4-byte pixels are packed and copied twice on the way to a

@@ -582,9 +582,10 @@ def test_zero_bytes_is_incomplete() -> None:
     ],
 )
 @pytest.mark.parametrize("kept", [0.05, 0.5, 0.95])
+@pytest.mark.parametrize("read", [imaging.decode, imaging.verify])
 @pytest.mark.filterwarnings("ignore:Corrupt EXIF data:UserWarning")  # Pillow, on cut TIFFs
 def test_truncated_files_are_incomplete(
-    format_name: str, params: dict[str, Any], kept: float
+    format_name: str, params: dict[str, Any], kept: float, read: Callable[..., object]
 ) -> None:
     """A file cut short anywhere is reported as half-written, never decoded as grey filler."""
     noise = np.random.default_rng(5).integers(0, 256, (64, 96, 3), dtype=np.uint8)
@@ -593,10 +594,24 @@ def test_truncated_files_are_incomplete(
     cut = data[: max(1, int(len(data) * kept))]
 
     with pytest.raises(ImageError) as caught:
-        imaging.decode(cut, max_pixels=MAX_PIXELS)
+        read(cut, max_pixels=MAX_PIXELS)
 
     assert "incomplete" == caught.value.classification
     assert f"{format_name} data ends early (truncated at {len(cut)} bytes)" == str(caught.value)
+
+
+@pytest.mark.parametrize("read", [imaging.decode, imaging.verify])
+def test_a_jpeg_whose_end_is_still_zeros_is_incomplete(read: Callable[..., object]) -> None:
+    """A file given its full size before its bytes (some copiers do) is half-written until the end arrives."""
+    noise = np.random.default_rng(6).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    data = encoded(Image.fromarray(noise), "JPEG", quality=90)
+    half = len(data) // 2
+    preallocated = data[:half] + bytes(len(data) - half)
+
+    with pytest.raises(ImageError) as caught:
+        read(preallocated, max_pixels=MAX_PIXELS)
+
+    assert "incomplete" == caught.value.classification
 
 
 def test_text_named_jpg_is_not_an_image() -> None:
