@@ -318,7 +318,8 @@ def jpeg_complete(data: bytes) -> bool:
             position += 1 if marker == 0xFF else 2
             continue
         if marker == 0xDA:
-            return data.find(b"\xff\xd9", position) != -1
+            # From the end: the marker is almost always in the last bytes.
+            return data.rfind(b"\xff\xd9", position) != -1
         position += 2 + struct.unpack_from(">H", data, position + 2)[0]
     return False
 
