@@ -45,7 +45,10 @@ class OcrSpaceConfig(Model):
         ),
     ] = Field(
         (DEFAULT_ENDPOINT,),
-        description="One URL, or a list tried in order when one fails (PRO endpoints).",
+        description=(
+            "One URL, or a list tried in order when one fails (PRO endpoints). Requests go "
+            "through the proxy that HTTPS_PROXY / HTTP_PROXY name (NO_PROXY honoured), read at start."
+        ),
     )
     api_key_file: ConfigPath | None = Field(
         None, description="File holding the API key (first line). Preferred over `api_key`."

@@ -133,6 +133,24 @@ def test_failover_to_the_next_endpoint() -> None:
     assert good.url == result.endpoint
 
 
+def test_the_proxy_named_by_the_environment_carries_the_requests(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """HTTP_PROXY is honoured (read once, when the engine starts): the fake server acts as the proxy."""
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with FakeOcrSpace(mode="text", text="through the proxy", api_key=KEY) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        # A name that resolves nowhere: only a proxy can carry the request.
+        engine = engine_for("http://ocr.invalid/parse/image", attempts=1)
+        monkeypatch.delenv("HTTP_PROXY")
+        first = engine.recognize(OcrRequest(image=gray_page(), name="proxied"))
+        second = engine.recognize(OcrRequest(image=gray_page(), name="proxied-again"))
+        engine.close()
+        assert 2 == len(proxy.requests)
+    assert ["through the proxy"] * 2 == [first.text.strip(), second.text.strip()]
+
+
 def test_transient_exhaustion_says_how_often_it_tried() -> None:
     """After every attempt fails the error is transient and counts the requests."""
     with FakeOcrSpace(mode="text", api_key=KEY, faults={"http500": 1.0}) as fake:

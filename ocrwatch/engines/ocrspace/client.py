@@ -135,6 +135,14 @@ class OcrSpaceEngine(OcrEngine):
         )
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
+        # The environment's proxies and CA bundle, read once per endpoint:
+        # requests reads them again for every request (a millisecond each,
+        # as much as the rest of the request's own work for a small image).
+        self._environment = {
+            endpoint: self._session.merge_environment_settings(endpoint, {}, None, None, None)
+            for endpoint in config.endpoint
+        }
+        self._session.trust_env = False
 
     def settings(self) -> dict[str, object]:
         return {"ocr_engine": self.config.ocr_engine}
@@ -305,6 +313,7 @@ class OcrSpaceEngine(OcrEngine):
                 files=files,
                 headers={"apikey": key.value},
                 timeout=(self.config.connect_timeout, self.config.timeout),
+                **self._environment[endpoint],
             )
             body = response.content
         except requests.Timeout as error:
