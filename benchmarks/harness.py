@@ -109,7 +109,7 @@ SIZES: dict[str, Size] = {
     "full": Size(
         latency_images=200,
         latency_baseline_images=20,
-        throughput_images=200,
+        throughput_images=400,
         throughput_rounds=2,
         throughput_latency=1.0,
         cpu_images=200,
@@ -178,6 +178,10 @@ class Target:
         return subject <= self.bound if self.op == "<=" else subject >= self.bound
 
 
+UNSTABLE_SPREAD = 0.10
+"""Rounds further apart than this fraction of their median mark a figure unstable."""
+
+
 @dataclass
 class Row:
     """One line of the report."""
@@ -191,12 +195,50 @@ class Row:
     target: Target | None = None
     notes: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    rounds: list[float] = field(default_factory=list)
+    """The value in each round (same unit), when it was measured in rounds."""
+    baseline_rounds: list[float] = field(default_factory=list)
+    """The baseline in each round, when it was measured beside the value round by round."""
 
     @property
     def ratio(self) -> float | None:
         if self.value is None or not self.baseline:
             return None
         return self.value / self.baseline
+
+    @property
+    def rounds_are_ratios(self) -> bool:
+        """True when the target judges the ratio and the baseline was measured each round."""
+        return (
+            self.target is not None
+            and self.target.on == "ratio"
+            and len(self.baseline_rounds) == len(self.rounds)
+        )
+
+    @property
+    def judged_rounds(self) -> list[float]:
+        """Per round, what the target judges: the ratio when the baseline was measured each round."""
+        if self.rounds_are_ratios:
+            return [
+                value / baseline
+                for value, baseline in zip(self.rounds, self.baseline_rounds, strict=True)
+                if baseline
+            ]
+        return list(self.rounds)
+
+    @property
+    def spread(self) -> float | None:
+        """(max - min) / median of :attr:`judged_rounds`; None with fewer than two rounds."""
+        values = self.judged_rounds
+        if len(values) < 2 or median(values) == 0:
+            return None
+        return (max(values) - min(values)) / abs(median(values))
+
+    @property
+    def unstable(self) -> bool:
+        """True when rounds differ by more than :data:`UNSTABLE_SPREAD` of their median."""
+        spread = self.spread
+        return spread is not None and spread > UNSTABLE_SPREAD
 
     @property
     def met(self) -> bool | None:

@@ -27,7 +27,10 @@ PACKAGES = (
     "requests",
     "rapidfuzz",
 )
-HEADER = "| measurement | ocrwatch | baseline | ratio (ocrwatch ÷ baseline) | target | met |"
+HEADER = (
+    "| measurement | ocrwatch | baseline | ratio (ocrwatch ÷ baseline) | spread over rounds "
+    "| target | met |"
+)
 
 
 def machine_facts() -> dict[str, Any]:
@@ -112,8 +115,19 @@ def _met(row: Row) -> str:
     return "yes" if met else "**no**"
 
 
+def spread(row: Row) -> str:
+    """The judged quantity's range over rounds, with its spread; marked when unstable."""
+    values = row.judged_rounds
+    if len(values) < 2:
+        return "1 round" if values else "—"
+    low, high = min(values), max(values)
+    shown = f"{number(low)}–{number(high)}{'×' if row.rounds_are_ratios else ''}"
+    text = f"{shown}, {len(values)} rounds (±{(row.spread or 0) / 2:.1%})"
+    return f"{text}, **unstable**" if row.unstable else text
+
+
 def table(rows: Sequence[Row]) -> str:
-    lines = [HEADER, "|---|---|---|---|---|---|"]
+    lines = [HEADER, "|---|---|---|---|---|---|---|"]
     for row in rows:
         baseline = quantity(row.baseline, row.unit) if row.baseline is not None else "—"
         if row.baseline_label:
@@ -121,7 +135,8 @@ def table(rows: Sequence[Row]) -> str:
         ratio = f"{number(row.ratio)}×" if row.ratio is not None else "—"
         target = row.target.text if row.target is not None else "info"
         lines.append(
-            f"| {row.name} | {quantity(row.value, row.unit)} | {baseline} | {ratio} | {target} | {_met(row)} |"
+            f"| {row.name} | {quantity(row.value, row.unit)} | {baseline} | {ratio} | {spread(row)} "
+            f"| {target} | {_met(row)} |"
         )
     return "\n".join(lines)
 
@@ -179,6 +194,10 @@ def as_json(
                     "on": row.target.on,
                 },
                 "met": row.met,
+                "rounds": row.rounds,
+                "baseline_rounds": row.baseline_rounds,
+                "spread": row.spread,
+                "unstable": row.unstable,
                 "notes": row.notes,
                 "details": row.details,
             }
