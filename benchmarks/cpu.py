@@ -6,8 +6,9 @@ threads) before the batch and after its last ``.json`` gives its CPU per
 image. The baseline is measured here, in this process, on the same files
 between the daemon's rounds: ``cv2.imdecode`` plus ``cv2.imencode`` at JPEG
 quality 90 (``time.process_time``), the least any program that reads an
-image and sends a JPEG of it must spend. Done for ~1 MP JPEGs (the target)
-and for A4 scans (for information: those also need fitting under 1 MB).
+image and sends a JPEG of it must spend. Done for ~1 MP JPEGs (which fit and
+go as they are) and for A4 300-dpi colour scans (which must be fitted under
+1 MiB); the targets judge each round's ratio.
 """
 
 from __future__ import annotations
@@ -134,11 +135,16 @@ def _rows(
     for label, name, count, target in (
         (
             "1mp",
-            "CPU per image, ~1 MP JPEG, server 0 s",
+            "CPU per image, ~1 MP JPEG (sent as it is), server 0 s",
             megapixels,
-            Target("<=", 1.5, on="ratio", text="≤ 1.5×"),
+            Target("<=", 1.2, on="ratio", text="≤ 1.2×"),
         ),
-        ("a4", "CPU per image, A4 scan (fitted under 1 MB)", scans, None),
+        (
+            "a4",
+            "CPU per image, A4 300-dpi colour scan (fitted under 1 MiB), server 0 s",
+            scans,
+            Target("<=", 1.3, on="ratio", text="≤ 1.3×"),
+        ),
     ):
         ours, theirs = results[label]
         rows.append(
@@ -156,6 +162,8 @@ def _rows(
                     "daemon_ms_rounds": [x * 1000 for x in ours],
                     "baseline_ms_rounds": [x * 1000 for x in theirs],
                 },
+                rounds=[x * 1000 for x in ours],
+                baseline_rounds=[x * 1000 for x in theirs],
             )
         )
     return rows

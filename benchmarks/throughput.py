@@ -5,14 +5,21 @@ with its default worker count for ocr.space (8) and again with 4, each with
 the seed's crop rule (``left: 400``); a batch is renamed into its inbox at
 once, and the rate is the batch size over the time from the first rename to
 the last ``.json``. The seed's loop (:mod:`benchmarks.baselines`) gets the
-same images in a folder of its own and is timed from its start signal to its
-last ``.txt``. Rounds alternate between the three; the report gives the
-median round.
+first :data:`SEED_LOOP_IMAGES` images of the batch in a folder of its own
+(one at a time, its rate does not depend on the batch size) and is timed
+from its start signal to its last ``.txt``. Rounds alternate between the
+three; the report gives the median round and the spread.
 
 Why two worker counts: with ``w`` requests in flight against a 1 s API the
 ceiling is ``w`` images per second, and the seed's loop does about 0.9, so
 "7x the loop" needs at least 7 in flight. The default is 8; 4 shows how close
-a smaller pool gets to its own ceiling (the 90% target applies to both).
+a smaller pool gets to its own ceiling. A burst is measured from its first
+file, so it pays once for the first uploads' decoding (about half a second
+on 2 cores): the full size's rounds of 200 make that 2%.
+
+Memory: after the rounds, a daemon with default settings (no crop) takes
+one more burst of the same scans; its peak resident set (VmHWM) is the
+memory row.
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from benchmarks.harness import (
     median,
     sidecar,
 )
-from benchmarks.images import a4_scans
+from benchmarks.images import A4Scan, a4_scans
 from ocrwatch.once import OCRSPACE_WORKERS
 
 NAME = "throughput"
@@ -46,6 +53,8 @@ DEFAULT_WORKERS = OCRSPACE_WORKERS
 WORKER_COUNTS = (DEFAULT_WORKERS, 4)
 FREE_TIER_BYTES = 1_048_576
 FIRST_SEED = 1
+SEED_LOOP_IMAGES = 30
+MEMORY_LIMIT_MB = 300
 
 
 def run(ctx: Context) -> list[Row]:
@@ -129,16 +138,17 @@ def run(ctx: Context) -> list[Row]:
 
             folder = ctx.folder(NAME, f"loop-{number}")
             arrivals.watch(folder)
-            for scan in batch:
+            looped = batch[:SEED_LOOP_IMAGES]
+            for scan in looped:
                 link_or_copy(scan.path, folder / scan.path.name)
             started = time.perf_counter()
             loop.send(str(folder))
             finished = arrivals.wait_all(
-                [sidecar(folder / scan.path.name, ".txt") for scan in batch], timeout
+                [sidecar(folder / scan.path.name, ".txt") for scan in looped], timeout
             )
-            theirs.append(len(batch) / (max(finished) - started))
+            theirs.append(len(looped) / (max(finished) - started))
             _done, total, largest = (int(part) for part in loop.read(timeout).split()[1:])
-            seed_bytes.append((len(batch), total, largest))
+            seed_bytes.append((len(looped), total, largest))
             ctx.log(
                 f"throughput round {number + 1}: ocrwatch "
                 + ", ".join(f"{ours[w][-1]:.2f} img/s with {w} workers" for w in WORKER_COUNTS)
@@ -151,7 +161,54 @@ def run(ctx: Context) -> list[Row]:
             for number, batch in enumerate(rounds)
             for scan in batch
         ]
-    return _rows(ours, theirs, latency, seed_bytes, uploads, len(scans))
+        for daemon, _ in daemons.values():
+            daemon.stop()
+        peak = _burst_peak(ctx, server.url, arrivals, rounds[0], timeout)
+    return _rows(ours, theirs, latency, seed_bytes, uploads, len(scans)) + [
+        _memory_row(peak, len(rounds[0]))
+    ]
+
+
+def _burst_peak(
+    ctx: Context, endpoint: str, arrivals: Arrivals, batch: list[A4Scan], timeout: float
+) -> dict[str, int]:
+    """VmHWM and VmRSS (KiB) of a daemon with default settings after one burst of ``batch``."""
+    root = ctx.folder(NAME, "memory")
+    inbox = ctx.folder(NAME, "memory", "inbox")
+    staging = ctx.folder(NAME, "memory", "staging")
+    arrivals.watch(inbox)
+    config = daemon_config([inbox], state_dir=root / "state", endpoint=endpoint)
+    with Daemon(ctx.folder(NAME, "memory", "daemon"), config) as daemon:
+        daemon.start()
+        daemon.wait_ready()
+        before = daemon.memory_kib()
+        staged = []
+        for scan in batch:
+            target = staging / scan.path.name
+            link_or_copy(scan.path, target)
+            staged.append(target)
+        for path in staged:
+            os.rename(path, inbox / path.name)
+        arrivals.wait_all([sidecar(inbox / path.name) for path in staged], timeout)
+        after = daemon.memory_kib()
+    ctx.log(
+        f"throughput memory: burst of {len(batch)} A4 scans, VmHWM {after['VmHWM'] / 1024:.0f} MiB "
+        f"(at start {before['VmHWM'] / 1024:.0f} MiB)"
+    )
+    return {"start_hwm": before["VmHWM"], **after}
+
+
+def _memory_row(peak: dict[str, int], count: int) -> Row:
+    return Row(
+        NAME,
+        f"peak resident memory, burst of {count} A4 scans, default settings (VmHWM)",
+        peak["VmHWM"] * 1024 / 1e6,
+        "MB",
+        target=Target("<=", MEMORY_LIMIT_MB, text=f"< {MEMORY_LIMIT_MB} MB"),
+        notes=f"ocr.space engine, server 1 s, default 8 workers; VmHWM at start "
+        f"{peak['start_hwm'] * 1024 / 1e6:.0f} MB, VmRSS after the burst {peak['VmRSS'] * 1024 / 1e6:.0f} MB",
+        details=peak,
+    )
 
 
 def _upload(record_path: os.PathLike[str]) -> dict[str, float]:
@@ -180,7 +237,8 @@ def _rows(
     )
     notes = (
         f"{count} A4 300-dpi colour scans (JPEG q92, ~2.7 MB), crop left {CROP_LEFT}, median of "
-        f"{len(theirs)} round(s), img/s: {rounds}; seed loop {', '.join(f'{r:.2f}' for r in theirs)}. "
+        f"{len(theirs)} round(s), img/s: {rounds}; seed loop ({images} images) "
+        f"{', '.join(f'{r:.2f}' for r in theirs)}. "
         f"ocrwatch uploads: mean {upload_mean / 1e6:.2f} MB, "
         f"{encodes_mean:.2f} encodes each. The seed's q90 encode: mean {seed_mean / 1e6:.2f} MB, largest "
         f"{seed_max / 1e6:.2f} MB"
@@ -211,9 +269,13 @@ def _rows(
                 "img/s",
                 baseline=workers / latency,
                 baseline_label="ideal",
-                target=Target(">=", 0.9, on="ratio", text="≥ 0.90× ideal"),
+                target=Target(">=", 0.97, on="ratio", text="≥ 0.97× ideal")
+                if workers == DEFAULT_WORKERS
+                else Target(">=", 0.9, on="ratio", text="≥ 0.90× ideal"),
                 notes=notes if workers == DEFAULT_WORKERS else "",
                 details=details if workers == DEFAULT_WORKERS else {},
+                rounds=ours[workers],
+                baseline_rounds=[workers / latency] * len(ours[workers]),
             )
         )
         rows.append(
@@ -227,6 +289,8 @@ def _rows(
                 target=Target(">=", 7.0, on="ratio", text="≥ 7×")
                 if workers == DEFAULT_WORKERS
                 else None,
+                rounds=ours[workers],
+                baseline_rounds=theirs,
             )
         )
     return rows
