@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import struct
 import tracemalloc
 import warnings
@@ -774,6 +775,26 @@ def test_encodes_counts_every_encode(
     upload = imaging.fit_upload(colour_scan, max_bytes=FREE_TIER)
 
     assert len(calls) == upload.encodes
+
+
+def test_a_large_scan_takes_one_full_encode_and_uses_the_budget(
+    colour_scan: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Trials on samples find the quality: the whole page is encoded once, close under the budget."""
+    shapes: list[tuple[int, ...]] = []
+    real_imencode = cv2.imencode
+
+    def recording_imencode(extension: str, pixels: np.ndarray, params: list[int]) -> Any:
+        shapes.append(pixels.shape)
+        return real_imencode(extension, pixels, params)
+
+    monkeypatch.setattr(cv2, "imencode", recording_imencode)
+
+    upload = imaging.fit_upload(colour_scan, max_bytes=FREE_TIER)
+
+    assert [colour_scan.shape] == [shape for shape in shapes if shape == colour_scan.shape]
+    assert sum(math.prod(shape) for shape in shapes[:-1]) < colour_scan.size / 2
+    assert 0.85 * FREE_TIER <= len(upload.data) <= FREE_TIER
 
 
 def test_small_images_are_never_upscaled() -> None:
