@@ -8,7 +8,7 @@ whether a file that stopped growing is done. :meth:`PdfDocument.page` lays a
 page out with :mod:`~ocrwatch.documents.pdflayout` (size, rotation, the
 resolution to render at, the map from pixels to PDF points),
 :meth:`PdfDocument.render` renders it into upright pixels
-shaped like :mod:`ocrwatch.imaging.decode`'s (HxW grey or HxWx3 BGR, uint8,
+shaped like :mod:`ocrwatch.imaging.decoding`'s (HxW grey or HxWx3 BGR, uint8,
 C-contiguous) and :meth:`PdfDocument.text` reads its embedded text.
 
 Pages are rendered one at a time, straight into the array returned (PDFium

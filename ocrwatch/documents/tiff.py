@@ -8,7 +8,7 @@ directory Pillow cannot make sense of, and a page whose header promises more
 than ``max_pixels``. :meth:`TiffDocument.decode` then decodes one page into
 the array :func:`ocrwatch.imaging.decode` gives for an image (upright uint8,
 HxW grey or HxWx3 BGR, C-contiguous), with the pixel helpers of
-:mod:`ocrwatch.imaging.decode`. :func:`verify_tiff` decodes every page in
+:mod:`ocrwatch.imaging.decoding`. :func:`verify_tiff` decodes every page in
 turn and keeps none: a multi-page TIFF is complete only when all its pages
 decode.
 
@@ -54,7 +54,7 @@ from ocrwatch.imaging.containers import (
     tiff_directories,
     truncated_message,
 )
-from ocrwatch.imaging.decode import DecodedImage, to_array, upright
+from ocrwatch.imaging.decoding import DecodedImage, to_array, upright
 from ocrwatch.source import TIFF_SIGNATURES, ByteSource, FileBytes
 
 SIGNATURES = TIFF_SIGNATURES

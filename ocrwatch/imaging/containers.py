@@ -35,7 +35,7 @@ from PIL import (
 )
 
 from ocrwatch.errors import ImageError
-from ocrwatch.imaging.frames import gif_frames, png_chunk_spans, unpack_at
+from ocrwatch.imaging.frames import gif_frames, jpeg_complete, png_chunk_spans, unpack_at
 from ocrwatch.imaging.frames import tiff_directories as tiff_directories  # documents.tiff uses it
 
 if TYPE_CHECKING:
@@ -194,6 +194,27 @@ def open_image(data: bytes, *, max_pixels: int) -> tuple[ImageFile.ImageFile, Im
     return image, info
 
 
+def verify(data: bytes, *, max_pixels: int) -> ImageInfo:
+    """Check that the whole image is there and its header sound, as cheaply as its format allows.
+
+    Raises ImageError like :func:`decode`. A JPEG is complete when an
+    end-of-image marker follows its first scan: inside entropy-coded data
+    every 0xFF byte is stuffed, so the marker cannot appear there by chance,
+    and a file cut short (still being written, or copied in part) lacks it.
+    Reading the scan itself would cost most of a decode and find nothing more
+    that matters: libjpeg reports damaged entropy data as warnings, not errors.
+    Other formats are decoded in full and the pixels dropped.
+    """
+    image, info = open_image(data, max_pixels=max_pixels)
+    with image:
+        if info.format == "JPEG":
+            if not jpeg_complete(data):
+                raise ImageError(truncated_message("JPEG", data), incomplete=True)
+        else:
+            load(image, info, data)
+    return info
+
+
 def check_size(size: tuple[int, int] | None, max_pixels: int) -> None:
     """Refuse an image whose header promises more pixels than ``max_pixels`` (or none)."""
     if size is None:
@@ -304,24 +325,6 @@ def _looks_truncated(
     }
     check = checks.get(format_name)
     return check is not None and check()
-
-
-def jpeg_complete(data: bytes) -> bool:
-    """True when an end-of-image marker follows the first start-of-scan."""
-    position = 2
-    while position + 4 <= len(data):
-        if data[position] != 0xFF:
-            position += 1  # tolerate fill bytes and junk between segments
-            continue
-        marker = data[position + 1]
-        if marker in (0xFF, 0x01) or 0xD0 <= marker <= 0xD7:
-            position += 1 if marker == 0xFF else 2
-            continue
-        if marker == 0xDA:
-            # From the end: the marker is almost always in the last bytes.
-            return data.rfind(b"\xff\xd9", position) != -1
-        position += 2 + struct.unpack_from(">H", data, position + 2)[0]
-    return False
 
 
 def _png_chunks(data: bytes) -> tuple[bool, bytes | None]:

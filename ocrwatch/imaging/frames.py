@@ -1,4 +1,4 @@
-"""Frame and page counts of multi-frame containers, and a PNG's chunks, read from their structure alone.
+"""Frame and page counts of multi-frame containers, a PNG's chunks and a JPEG's end, read from their structure alone.
 
 Walks a TIFF's chain of directory headers and a GIF's blocks, up to a cap,
 without reading a tag or decoding a pixel: Pillow's ``n_frames`` reads every
@@ -145,3 +145,21 @@ def gif_frames(data: bytes, *, limit: int) -> int | None:
 def _colour_table_size(flags: int) -> int:
     """Bytes of the colour table a screen or image descriptor's flags announce."""
     return 3 << ((flags & 7) + 1) if flags & _GIF_COLOUR_TABLE else 0
+
+
+def jpeg_complete(data: bytes) -> bool:
+    """True when an end-of-image marker follows the first start-of-scan."""
+    position = 2
+    while position + 4 <= len(data):
+        if data[position] != 0xFF:
+            position += 1  # tolerate fill bytes and junk between segments
+            continue
+        marker = data[position + 1]
+        if marker in (0xFF, 0x01) or 0xD0 <= marker <= 0xD7:
+            position += 1 if marker == 0xFF else 2
+            continue
+        if marker == 0xDA:
+            # From the end: the marker is almost always in the last bytes.
+            return data.rfind(b"\xff\xd9", position) != -1
+        position += 2 + struct.unpack_from(">H", data, position + 2)[0]
+    return False

@@ -16,15 +16,7 @@ import cv2
 import numpy as np
 from PIL import ExifTags, Image
 
-from ocrwatch.errors import ImageError
-from ocrwatch.imaging.containers import (
-    ImageInfo,
-    has_transparency,
-    jpeg_complete,
-    load,
-    open_image,
-    truncated_message,
-)
+from ocrwatch.imaging.containers import ImageInfo, has_transparency, load, open_image, verify
 
 
 @dataclass(frozen=True)
@@ -34,27 +26,6 @@ class DecodedImage:
     pixels: np.ndarray
     """Upright, C-contiguous, writeable uint8: HxW for grey or bilevel sources, HxWx3 BGR for colour."""
     info: ImageInfo
-
-
-def verify(data: bytes, *, max_pixels: int) -> ImageInfo:
-    """Check that the whole image is there and its header sound, as cheaply as its format allows.
-
-    Raises ImageError like :func:`decode`. A JPEG is complete when an
-    end-of-image marker follows its first scan: inside entropy-coded data
-    every 0xFF byte is stuffed, so the marker cannot appear there by chance,
-    and a file cut short (still being written, or copied in part) lacks it.
-    Reading the scan itself would cost most of a decode and find nothing more
-    that matters: libjpeg reports damaged entropy data as warnings, not errors.
-    Other formats are decoded in full and the pixels dropped.
-    """
-    image, info = open_image(data, max_pixels=max_pixels)
-    with image:
-        if info.format == "JPEG":
-            if not jpeg_complete(data):
-                raise ImageError(truncated_message("JPEG", data), incomplete=True)
-        else:
-            load(image, info, data)
-    return info
 
 
 def decode(data: bytes, *, max_pixels: int) -> DecodedImage:
