@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from ocrwatch import __version__, allocator, inspection, logs, once, progress, quota
+from ocrwatch import __version__, allocator, inspection, logs, once, progress
 from ocrwatch.config import (
     LoadedConfig,
     config_schema,
@@ -215,6 +215,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     judges them, without the daemon's cache and without decoding anything;
     PDFs and TIFFs among them are opened to count their pages.
     """
+    # Late: quota loads the PDF and TIFF readers, which the other commands load only for a document.
+    from ocrwatch import quota
+
     loaded = _load(args)
     plan = make_plan(loaded)
     for warning in plan.warnings:
@@ -243,6 +246,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _describe_inbox(plan: Plan, inbox: InboxPlan) -> str:
+    from ocrwatch import quota  # late, as in cmd_check
+
     rules = inbox.rules
     config = plan.config
     if rules.engine == "ocrspace":

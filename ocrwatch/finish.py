@@ -16,14 +16,17 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ocrwatch import after, current
 from ocrwatch.config import HookEvent
 from ocrwatch.hooks import FileEvent, HookRunner
-from ocrwatch.metrics import Metrics
 from ocrwatch.outcome import Outcome, Status
 from ocrwatch.plan import InboxPlan
 from ocrwatch.store import StateStore
+
+if TYPE_CHECKING:
+    from ocrwatch.metrics import Metrics  # the daemon's, with prometheus_client; ``once`` has none
 
 logger = logging.getLogger(__name__)
 

@@ -28,15 +28,10 @@ import functools
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-
-import numpy as np
+from typing import TYPE_CHECKING, TypeAlias
 
 from ocrwatch import imaging
 from ocrwatch.documents import Closing
-from ocrwatch.documents.pdf import PdfDocument, open_pdf, pdf_completeness
-from ocrwatch.documents.pdflayout import PdfPage
-from ocrwatch.documents.pdftext import PageText
-from ocrwatch.documents.tiff import TiffDocument, tiff_pages, verify_tiff
 from ocrwatch.engines.base import OcrEngine, OcrResult
 from ocrwatch.errors import DocumentError, ImageError
 from ocrwatch.geometry import Box
@@ -45,7 +40,17 @@ from ocrwatch.layout import PixelMap
 from ocrwatch.plan import Rules
 from ocrwatch.source import ByteSource, FileBytes, Source, is_pdf
 
-Pixels = np.ndarray | Callable[[], np.ndarray]
+# The PDF and TIFF readers (PDFium, numpy) load when a document is opened: reading an
+# image, the most common file, must not pay for them at every start of ``ocrwatch once``.
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ocrwatch.documents.pdf import PdfDocument
+    from ocrwatch.documents.pdflayout import PdfPage
+    from ocrwatch.documents.pdftext import PageText
+    from ocrwatch.documents.tiff import TiffDocument
+
+Pixels: TypeAlias = "np.ndarray | Callable[[], np.ndarray]"
 """Upright pixels as :mod:`ocrwatch.imaging` decodes them, or a function that decodes them on demand."""
 
 
@@ -89,7 +94,7 @@ class PageInput:
     @property
     def size(self) -> tuple[int, int]:
         """Upright (width, height) in pixels, without decoding pixels left for later."""
-        if isinstance(self.pixels, np.ndarray):
+        if not callable(self.pixels):
             height, width = self.pixels.shape[:2]
             return width, height
         return self.facts.info.upright_size
@@ -187,6 +192,8 @@ def open_document(
 def _open_pdf(
     data: ByteSource, rules: Rules, *, password: str | None, read_unterminated: bool
 ) -> OpenDocument:
+    from ocrwatch.documents.pdf import open_pdf, pdf_completeness
+
     completeness = pdf_completeness(data, password=password, max_pages=rules.max_pages)
     if not completeness.terminated and not read_unterminated:
         raise DocumentError(
@@ -223,6 +230,8 @@ def _open_pdf_page(document: PdfDocument, index: int, rules: Rules) -> PageInput
 
 def pdf_page_facts(document: OpenDocument, rules: Rules) -> list[tuple[PageFacts, bool]]:
     """Each page of an open PDF laid out, nothing rendered: its facts, and whether it needs OCR."""
+    from ocrwatch.documents.pdf import PdfDocument
+
     reader = document.reader
     if not isinstance(reader, PdfDocument):
         raise TypeError("not a PDF")
@@ -254,6 +263,8 @@ def _pdf_facts(page: PdfPage) -> PageFacts:
 
 
 def _open_tiff(data: ByteSource, rules: Rules) -> OpenDocument:
+    from ocrwatch.documents.tiff import tiff_pages, verify_tiff
+
     verify_tiff(data, max_pixels=rules.max_pixels, max_pages=rules.max_pages)
     document = tiff_pages(data, max_pixels=rules.max_pixels, max_pages=rules.max_pages)
     lock = threading.Lock()  # a TIFF document decodes one page at a time

@@ -29,11 +29,8 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from ocrwatch.documents.pdftext import layout_of
 from ocrwatch.engines.base import OcrEngine, OcrRequest, OcrResult, Prepared
 from ocrwatch.errors import FileError, Interrupted, InvalidKeyError, OcrError, RateLimitError
 from ocrwatch.geometry import Box
@@ -54,6 +51,9 @@ from ocrwatch.plan import Rules
 from ocrwatch.records import failed_page_entry, page_entry
 from ocrwatch.resume import KeptPages
 from ocrwatch.source import SourceGone
+
+if TYPE_CHECKING:
+    import numpy as np
 
 logger = logging.getLogger(__name__)
 
@@ -303,6 +303,8 @@ def _targets(page: PageInput, rules: Rules) -> tuple[Box | None, list[Target]]:
 
 def _embedded(page: PageInput, targets: list[Target]) -> tuple[tuple[Target, OcrResult], ...]:
     """Each part's text taken from the page's own text layer, no OCR."""
+    from ocrwatch.documents.pdftext import layout_of  # late: PDFium, for PDF pages only
+
     assert page.embedded is not None
     width, height = page.size
     results = []
@@ -433,4 +435,7 @@ def _cut(pixels: np.ndarray, box: Box) -> np.ndarray:
     height, width = pixels.shape[:2]
     if box.x == 0 and box.y == 0 and box.width == width and box.height == height:
         return pixels
+    # Late, and already loaded by whatever made the pixels: a file sent as it is never loads it.
+    import numpy as np
+
     return np.ascontiguousarray(pixels[box.y : box.bottom, box.x : box.right])

@@ -25,8 +25,6 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
-import numpy as np
-
 from ocrwatch.imaging import ImageInfo, Upload
 
 # The result types live in the page model; named here too, where engines have always found them.
@@ -37,6 +35,8 @@ from ocrwatch.layout import Page as Page
 from ocrwatch.layout import Word as Word
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from ocrwatch.apikey import ApiKey, KeyHolder
     from ocrwatch.config import Config
     from ocrwatch.ratelimit import RequestGate

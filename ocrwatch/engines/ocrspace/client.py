@@ -26,8 +26,8 @@ import re
 import threading
 import time
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-import numpy as np
 import requests
 from requests.adapters import HTTPAdapter
 
@@ -55,6 +55,9 @@ from ocrwatch.errors import (
 from ocrwatch.imaging import Upload
 from ocrwatch.layout import ScaleShift, map_page
 from ocrwatch.ratelimit import BudgetSpent, RequestGate
+
+if TYPE_CHECKING:
+    import numpy as np
 
 logger = logging.getLogger(__name__)
 
