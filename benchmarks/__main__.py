@@ -34,6 +34,7 @@ MEASUREMENTS = {
     "accuracy": "benchmarks.accuracy",
     "documents": "benchmarks.documents",
     "formats": "benchmarks.formats",
+    "once": "benchmarks.once",
 }
 
 

@@ -8,6 +8,12 @@
     does that folder, prints ``done N TOTAL_BYTES MAX_BYTES`` (of the
     uploads), and waits for the next.
 
+``python -m benchmarks.baselines seed-once ... PATH...``
+    The same per image, as a program run once over the given images (or the
+    images of the given folders), then exit: the seed's script timed as a
+    whole process, start-up included. This mode imports what the seed's
+    script imports (OpenCV, NumPy, requests), nothing the watchers need.
+
 ``python -m benchmarks.baselines watch --policy stability|ocrmypdf ...``
     A folder watcher with another project's readiness policy, then the same
     OCR call ocrwatch makes (the file's bytes posted to the same server over
@@ -33,23 +39,23 @@ the other projects' code. Both print ``ready`` once watching.
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import signal
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
-import numpy as np
 import requests
-from PIL import Image, UnidentifiedImageError
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
-from watchdog.observers import Observer
-from watchdog.observers.polling import PollingObserver
+
+# The watchers' libraries (watchdog, Pillow) load when a watcher starts, so that
+# `seed-once`, timed as a whole process, pays for the seed's own imports only.
+if TYPE_CHECKING:
+    from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
 REQUEST_TIMEOUT = (10.0, 120.0)
@@ -102,38 +108,53 @@ def _write_durably(path: Path, data: bytes) -> None:
 # The seed's loop
 
 
+def _seed_one(path: Path, arguments: argparse.Namespace) -> int:
+    """The seed's treatment of one image: read, crop, encode, post, write ``X.txt``; the upload's size."""
+    image = cv2.imread(str(path))
+    if image is None:
+        raise RuntimeError(f"cannot read {path}")
+    height, width = image.shape[:2]
+    cropped = image[0:height, arguments.left : width]
+    ok, encoded = cv2.imencode(".jpg", cropped, [cv2.IMWRITE_JPEG_QUALITY, arguments.quality])
+    if not ok:
+        raise RuntimeError(f"cannot encode {path}")
+    response = requests.post(
+        arguments.endpoint,
+        files={"file": (path.stem + ".jpg", encoded.tobytes(), "image/jpeg")},
+        data=_fields("JPG"),
+        headers={"apikey": arguments.api_key},
+        timeout=REQUEST_TIMEOUT,
+    )
+    response.raise_for_status()
+    path.with_name(path.name + ".txt").write_text(_text_of(response.json()), encoding="utf-8")
+    return len(encoded)
+
+
+def _images(folder: Path) -> Iterator[Path]:
+    for name in sorted(os.listdir(folder)):
+        if name.lower().endswith(IMAGE_SUFFIXES):
+            yield folder / name
+
+
+def _summary(sizes: Sequence[int]) -> str:
+    return f"done {len(sizes)} {sum(sizes)} {max(sizes, default=0)}"
+
+
 def seed_loop(arguments: argparse.Namespace) -> int:
     print("ready", flush=True)
     for line in sys.stdin:
-        folder = Path(line.strip())
-        done = 0
-        sizes = []
-        for name in sorted(os.listdir(folder)):
-            path = folder / name
-            if not name.lower().endswith(IMAGE_SUFFIXES):
-                continue
-            image = cv2.imread(str(path))
-            if image is None:
-                raise RuntimeError(f"cannot read {path}")
-            height, width = image.shape[:2]
-            cropped = image[0:height, arguments.left : width]
-            ok, encoded = cv2.imencode(
-                ".jpg", cropped, [cv2.IMWRITE_JPEG_QUALITY, arguments.quality]
-            )
-            if not ok:
-                raise RuntimeError(f"cannot encode {path}")
-            response = requests.post(
-                arguments.endpoint,
-                files={"file": (path.stem + ".jpg", encoded.tobytes(), "image/jpeg")},
-                data=_fields("JPG"),
-                headers={"apikey": arguments.api_key},
-                timeout=REQUEST_TIMEOUT,
-            )
-            response.raise_for_status()
-            path.with_name(name + ".txt").write_text(_text_of(response.json()), encoding="utf-8")
-            done += 1
-            sizes.append(len(encoded))
-        print(f"done {done} {sum(sizes)} {max(sizes, default=0)}", flush=True)
+        sizes = [_seed_one(path, arguments) for path in _images(Path(line.strip()))]
+        print(_summary(sizes), flush=True)
+    return 0
+
+
+def seed_once(arguments: argparse.Namespace) -> int:
+    paths = [
+        image
+        for given in arguments.paths
+        for image in (_images(given) if given.is_dir() else [given])
+    ]
+    print(_summary([_seed_one(path, arguments) for path in paths]), flush=True)
     return 0
 
 
@@ -171,7 +192,18 @@ def _candidate(raw: bytes | str) -> Path | None:
     return path
 
 
-class _StabilityHandler(FileSystemEventHandler):
+def _event_handler(on_event: Callable[[FileSystemEvent], None]) -> FileSystemEventHandler:
+    """A watchdog handler that passes every event to ``on_event``."""
+    from watchdog.events import FileSystemEventHandler
+
+    class Handler(FileSystemEventHandler):
+        def on_any_event(self, event: FileSystemEvent) -> None:
+            on_event(event)
+
+    return Handler()
+
+
+class _StabilityHandler:
     """Notes the time of the last event for each image; the main loop decides when it is stable."""
 
     def __init__(self) -> None:
@@ -197,9 +229,11 @@ def _stat_key(path: Path) -> tuple[int, int] | None:
 
 
 def watch_stability(arguments: argparse.Namespace, reader: _Reader, stop: threading.Event) -> None:
+    from watchdog.observers import Observer
+
     handler = _StabilityHandler()
     observer = Observer()
-    observer.schedule(handler, str(arguments.folder), recursive=False)
+    observer.schedule(_event_handler(handler.on_any_event), str(arguments.folder), recursive=False)
     observer.start()
     print("ready", flush=True)
     known: dict[Path, tuple[float, tuple[int, int] | None]] = {}
@@ -222,7 +256,7 @@ def watch_stability(arguments: argparse.Namespace, reader: _Reader, stop: thread
     observer.join()
 
 
-class _OcrmypdfHandler(FileSystemEventHandler):
+class _OcrmypdfHandler:
     """On *created*, wait for the file to open and decode (1-s retries), then read it; in this thread."""
 
     def __init__(self, reader: _Reader, arguments: argparse.Namespace) -> None:
@@ -235,6 +269,8 @@ class _OcrmypdfHandler(FileSystemEventHandler):
         path = _candidate(event.src_path)
         if path is None:
             return
+        from PIL import Image, UnidentifiedImageError
+
         for _ in range(self.arguments.retries):
             try:
                 with Image.open(path) as image:
@@ -247,9 +283,13 @@ class _OcrmypdfHandler(FileSystemEventHandler):
 
 
 def watch_ocrmypdf(arguments: argparse.Namespace, reader: _Reader, stop: threading.Event) -> None:
+    from watchdog.observers import Observer
+    from watchdog.observers.polling import PollingObserver
+
     # OCR_USE_POLLING picks watchdog's PollingObserver with its default 1-s interval.
     observer = PollingObserver() if arguments.policy == "ocrmypdf-poll" else Observer()
-    observer.schedule(_OcrmypdfHandler(reader, arguments), str(arguments.folder), recursive=False)
+    handler = _OcrmypdfHandler(reader, arguments)
+    observer.schedule(_event_handler(handler.on_any_event), str(arguments.folder), recursive=False)
     observer.start()
     print("ready", flush=True)
     stop.wait()
@@ -258,6 +298,11 @@ def watch_ocrmypdf(arguments: argparse.Namespace, reader: _Reader, stop: threadi
 
 
 def watch(arguments: argparse.Namespace) -> int:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -282,6 +327,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     seed.add_argument("--left", type=int, default=400)
     seed.add_argument("--quality", type=int, default=90)
     seed.set_defaults(handler=seed_loop)
+    single = commands.add_parser(
+        "seed-once", help="the seed's crop, encode, post for the given images, then exit"
+    )
+    single.add_argument("--endpoint", required=True)
+    single.add_argument("--api-key", required=True)
+    single.add_argument("--left", type=int, default=400)
+    single.add_argument("--quality", type=int, default=90)
+    single.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="images or folders")
+    single.set_defaults(handler=seed_once)
     watcher = commands.add_parser(
         "watch", help="a folder watcher with another project's readiness policy"
     )
