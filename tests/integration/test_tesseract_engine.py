@@ -145,6 +145,42 @@ def test_sideways_page_is_turned_and_read(engine: TesseractEngine) -> None:
     assert 270 == orientation
 
 
+def test_the_skew_search_tells_a_page_on_its_side() -> None:
+    """Lines running down a page mark it sideways, with or without deskew; upside down is not."""
+    upright = pixels(rendered("clean_150dpi"))
+    on_its_side = np.ascontiguousarray(np.rot90(upright))
+    assert not preprocess.prepare(upright, direction=True).sideways
+    assert not preprocess.prepare(np.ascontiguousarray(np.rot90(upright, 2))).sideways
+    assert preprocess.prepare(on_its_side).sideways
+    assert preprocess.prepare(on_its_side, deskew=False, direction=True).sideways
+
+
+class RecordingAPI(tesserocr.PyTessBaseAPI):  # type: ignore[misc]
+    """A real Tesseract API object that records the language it was made for."""
+
+    languages: ClassVar[list[str]] = []
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        RecordingAPI.languages.append(kwargs["lang"])
+
+
+def test_orientation_is_detected_only_for_pages_that_read_unsure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An upright page reads without the orientation model; an upside-down page loads it."""
+    monkeypatch.setattr(tesserocr, "PyTessBaseAPI", RecordingAPI)
+    monkeypatch.setattr(RecordingAPI, "languages", [])
+    engine = TesseractEngine(env={})
+    try:
+        upright = engine.recognize(OcrRequest(image=pixels(rendered("clean_150dpi"))))
+        assert ["eng"] == RecordingAPI.languages
+        turned = engine.recognize(OcrRequest(image=pixels(rendered("turned_180"))))
+        assert ["eng", languages.OSD] == RecordingAPI.languages
+    finally:
+        engine.close()
+    assert (0, 180) == (upright.pages[0].orientation, turned.pages[0].orientation)
+
+
 def test_page_tilted_by_seven_degrees_reads_after_deskew(engine: TesseractEngine) -> None:
     """A two-column page turned by 7 degrees reads within the upright page's budget."""
     page = rendered("two_column")
@@ -503,3 +539,25 @@ def test_tilted_page_boxes_nest_words_in_lines_in_blocks(engine: TesseractEngine
         line.box for block in page.blocks for line in block.lines if not inside(line.box, block.box)
     ]
     assert ([], []) == (words_outside, lines_outside)
+
+
+@pytest.mark.parametrize(("quarter_turns", "orientation"), [(1, 270), (2, 180)])
+def test_word_boxes_map_back_from_a_page_stood_upright(
+    engine: TesseractEngine, quarter_turns: int, orientation: int
+) -> None:
+    """On a page turned anticlockwise by quarter turns, each word's box is where its ink went."""
+    image, drawn = rendered_layout()
+    width, height = image.size
+    upright = cv2.cvtColor(np.asarray(image.convert("RGB")), cv2.COLOR_RGB2BGR)
+    turned = np.ascontiguousarray(np.rot90(upright, quarter_turns))
+    page = engine.recognize(OcrRequest(image=turned, overlay=True)).pages[0]
+    assert orientation == page.orientation
+    assert " ".join(LAYOUT_LINES) == " ".join(word.text for word in page.words)
+    for word, placed in zip(page.words, [box for line in drawn for box in line], strict=True):
+        left, top = placed.left, placed.top
+        right, bottom = left + placed.width, top + placed.height
+        if quarter_turns == 1:  # (x, y) went to (y, width - x)
+            expected = Box(top, width - right, placed.height, placed.width)
+        else:  # (x, y) went to (width - x, height - y)
+            expected = Box(width - right, height - bottom, placed.width, placed.height)
+        assert overlap(word.box, expected) >= MIN_WORD_IOU, (word.text, word.box, expected)

@@ -4,6 +4,7 @@ ocr.space turns a sideways page itself when asked (``detectOrientation``), but
 then returns word boxes in its own turned frame, in a direction it does not pin
 down. So when boxes matter, ocrwatch finds the orientation itself, locally and
 for free, and sends the page upright (:mod:`ocrwatch.reading` does the turning).
+The local engine asks it too, for the pages it cannot read as they are (:mod:`.engine`).
 
 The convention, used everywhere this module's answer goes: an orientation is
 the number of degrees (0, 90, 180 or 270) **the page must be turned clockwise
@@ -19,8 +20,8 @@ per concurrent caller; the confidence below which a page counts as upright;
 the quarter-turn geometry (the pixels stood upright, and the map from them back
 to the page's); and logging, once, that detection cannot run
 (``osd.traineddata`` missing, Tesseract failing to load it). Not here: when to
-detect and what to send (``reading``), what the record says (``records``),
-reading text (:mod:`.engine`).
+detect and what to send (``reading``; for the local engine, :mod:`.engine`), what
+the record says (``records``), reading text (:mod:`.engine`).
 
 Risks accepted: OSD looks at letter shapes, so a page of a script the ``osd``
 model does not know, of handwriting, or of very little text may be judged

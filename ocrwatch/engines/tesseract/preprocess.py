@@ -25,16 +25,18 @@ grayscale: 0.0402 and 0.64.
 * Deskew, by a projection-profile search over +-15 degrees: Tesseract's layout
   analysis breaks down past a few degrees. Without it: 0.0137 and 0.58 (the
   1.5 degree ``ocrmypdf_skew`` 0.041 against 0.021, the magazine scan
-  ``unlv_8071_093`` 0.094 against 0.047).
+  ``unlv_8071_093`` 0.094 against 0.047). The same search tells whether the
+  lines run down the page (:attr:`Prepared.sideways`), which the engine takes
+  as the cheap sign that a page lies on its side.
 * Upscaling by 2 when the median glyph is under 10 pixels tall (screenshots,
   100 dpi): without it 0.0105 and 0.0136 (turned 100 dpi text 0.013 against
   0.0015). Only for images that stay under 4 megapixels, to keep the time.
 
-The pipeline adds about 30 ms to a page; with it a corpus page takes 0.53 s
-on average in one worker thread.
+The pipeline adds about 30 ms to a page, most of it the skew search; Tesseract's
+reading takes the rest of a corpus page's half second (``benchmarks.accuracy``).
 
-It does not own page orientation in steps of 90 degrees (Tesseract's OSD reads
-that), cropping, or decoding files.
+It does not own page orientation in steps of 90 degrees (:mod:`.osd` finds
+that, the engine decides when to ask), cropping, or decoding files.
 """
 
 from __future__ import annotations
@@ -82,7 +84,11 @@ MAX_SKEW = 15.0
 """Degrees searched either way; past this a page is more likely turned by 90 degrees."""
 MIN_SKEW = 0.3
 """Degrees under which a page is left alone: rotating costs more than it gains."""
-SKEW_COARSE_STEP = 0.5
+SKEW_COARSE_POINTS = 8_000
+"""Ink pixels sampled for the coarse search, which only has to land within a step of the
+best angle (the fine search then uses every sampled pixel): a quarter off the search's time,
+the same angles on the corpus pages, upright, on their side and tilted by 3 to 12 degrees."""
+SKEW_COARSE_STEP = 1.0
 SKEW_FINE_STEP = 0.05
 PAPER_WHITE = 255
 ROUNDING_SLACK = 1e-6
@@ -137,6 +143,9 @@ class Prepared:
     scale: float = 1.0
     inverted: bool = False
     flattened: bool = False
+    sideways: bool = False
+    """The text lines run down the image: it lies on its side (measured for deskew, or when
+    :func:`prepare` is asked for the direction)."""
 
     def box_in_input(
         self, left: int, top: int, right: int, bottom: int
@@ -250,34 +259,49 @@ def upscale_factor(gray: np.ndarray) -> float:
     return 1.0
 
 
-def estimate_skew(gray: np.ndarray) -> float:
-    """Degrees the text lines are turned clockwise (-15 to 15); 0.0 when there is no text.
+@dataclass(frozen=True)
+class TextLines:
+    """Which way the text lines of a page run, as :func:`estimate_skew` measures them."""
+
+    skew: float
+    """Degrees the lines are turned clockwise (-15 to 15); 0.0 when there is no text."""
+    sideways: bool = False
+    """True when the lines run down the page, not across it: the page lies on its side."""
+
+
+def estimate_skew(gray: np.ndarray) -> TextLines:
+    """How far the text lines are turned, and whether they run down the page.
 
     Searches the angle whose projection profile of the ink is sharpest, across
     rows (upright or upside-down pages) and across columns (pages turned by 90
-    degrees), coarse then fine, on a binarised copy at most 1000 pixels wide.
+    degrees), on a binarised copy at most 1000 pixels wide: coarse steps on a
+    sample of the ink, then fine steps around each direction's best on all of it.
     """
     height, width = gray.shape
     small = _shrink(gray, min(1.0, SKEW_WORK_SIDE / max(height, width)))
     _, ink = cv2.threshold(small, 0, 255, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
     ys, xs = np.nonzero(ink)
     if len(xs) < SKEW_MIN_POINTS:
-        return 0.0
+        return TextLines(0.0)
     step = math.ceil(len(xs) / SKEW_MAX_POINTS)
     xs = xs[::step].astype(np.float32)
     ys = ys[::step].astype(np.float32)
-    best_angle, best_energy = 0.0, -1.0
-    for across_columns in (False, True):
-        coarse = np.arange(-MAX_SKEW, MAX_SKEW + SKEW_FINE_STEP, SKEW_COARSE_STEP)
-        angle = float(coarse[np.argmax(_profile_energy(xs, ys, coarse, across_columns))])
+    sample = max(1, len(xs) // SKEW_COARSE_POINTS)
+    coarse = np.arange(-MAX_SKEW, MAX_SKEW + SKEW_FINE_STEP, SKEW_COARSE_STEP)
+    best = TextLines(0.0)
+    best_energy = -1.0
+    for sideways in (False, True):
+        energies = _profile_energy(xs[::sample], ys[::sample], coarse, sideways)
+        angle = float(coarse[np.argmax(energies)])
         fine = np.arange(
             angle - SKEW_COARSE_STEP, angle + SKEW_COARSE_STEP + SKEW_FINE_STEP / 2, SKEW_FINE_STEP
         )
-        energies = _profile_energy(xs, ys, fine, across_columns)
+        energies = _profile_energy(xs, ys, fine, sideways)
         index = int(np.argmax(energies))
         if energies[index] > best_energy:
-            best_angle, best_energy = float(fine[index]), float(energies[index])
-    return round(best_angle, 2)
+            best = TextLines(round(float(fine[index]), 2), sideways)
+            best_energy = float(energies[index])
+    return best
 
 
 def _profile_energy(
@@ -325,8 +349,12 @@ def warp(gray: np.ndarray, *, angle: float, scale: float) -> tuple[np.ndarray, A
     return warped, Affine.from_matrix(matrix)
 
 
-def prepare(image: np.ndarray, *, deskew: bool = True) -> Prepared:
-    """Run every step on a uint8 HxW or HxWx3 BGR image. Raises ValueError for other arrays."""
+def prepare(image: np.ndarray, *, deskew: bool = True, direction: bool = False) -> Prepared:
+    """Run every step on a uint8 HxW or HxWx3 BGR image. Raises ValueError for other arrays.
+
+    With ``direction`` the text lines' direction is measured even without ``deskew``
+    (:attr:`Prepared.sideways`), for the engine to decide whether orientation detection pays.
+    """
     gray = to_gray(image)
     input_height, input_width = gray.shape
     inverted = is_light_on_dark(gray)
@@ -336,7 +364,8 @@ def prepare(image: np.ndarray, *, deskew: bool = True) -> Prepared:
     if flattened:
         gray = flatten_background(gray)
     scale = upscale_factor(gray)
-    skew = estimate_skew(gray) if deskew else 0.0
+    lines = estimate_skew(gray) if deskew or direction else TextLines(0.0)
+    skew = lines.skew if deskew else 0.0
     if not MIN_SKEW <= abs(skew) <= MAX_SKEW:
         skew = 0.0
     to_input = IDENTITY
@@ -352,6 +381,7 @@ def prepare(image: np.ndarray, *, deskew: bool = True) -> Prepared:
         scale=scale,
         inverted=inverted,
         flattened=flattened,
+        sideways=lines.sideways,
     )
 
 
