@@ -11,6 +11,9 @@ page segmentation 3, no orientation detection, its packaged ``eng`` model,
 OpenMP threads as it likes), timed as a whole process per page. When the
 program is missing it is installed with apt-get if we are root (unless
 ``--no-install``), else reported unavailable.
+
+Beside these rows, :mod:`benchmarks.speedup` compares the engine with itself
+as it was before it was made faster, and measures it on two cores.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Literal, NotRequired, TypedDict
 
+from benchmarks import speedup
 from benchmarks.harness import Context, Row, Target, median
 from benchmarks.images import corpus
 from ocrwatch import imaging
@@ -138,7 +142,10 @@ def run(ctx: Context) -> list[Row]:
             per_page.append(entry)
     finally:
         engine.close()
-    return _rows(per_page, binary is not None, size.accuracy_repeats, page_set.label)
+    return [
+        *_rows(per_page, binary is not None, size.accuracy_repeats, page_set.label),
+        *speedup.compare(ctx, pages, page_set.label),
+    ]
 
 
 def _mean(entries: list[_Page], key: _Score) -> float:
