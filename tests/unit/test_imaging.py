@@ -759,28 +759,9 @@ def test_page_with_a_colour_photo_keeps_its_colour(photo_scan: np.ndarray) -> No
     assert len(upload.data) <= FREE_TIER
 
 
-def test_encodes_counts_every_encode(
-    colour_scan: np.ndarray, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The encode count includes trial encodes on samples, not only the final one."""
-    calls: list[tuple[int, ...]] = []
-    real_imencode = cv2.imencode
-
-    def counting_imencode(extension: str, pixels: np.ndarray, params: list[int]) -> Any:
-        calls.append(pixels.shape)
-        return real_imencode(extension, pixels, params)
-
-    monkeypatch.setattr(cv2, "imencode", counting_imencode)
-
-    upload = imaging.fit_upload(colour_scan, max_bytes=FREE_TIER)
-
-    assert len(calls) == upload.encodes
-
-
-def test_a_large_scan_takes_one_full_encode_and_uses_the_budget(
-    colour_scan: np.ndarray, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Trials on samples find the quality: the whole page is encoded once, close under the budget."""
+@pytest.fixture
+def encoded_shapes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
+    """The shape of every array OpenCV encodes during the test, in order (the real encoder runs)."""
     shapes: list[tuple[int, ...]] = []
     real_imencode = cv2.imencode
 
@@ -789,9 +770,25 @@ def test_a_large_scan_takes_one_full_encode_and_uses_the_budget(
         return real_imencode(extension, pixels, params)
 
     monkeypatch.setattr(cv2, "imencode", recording_imencode)
+    return shapes
 
+
+def test_encodes_counts_every_encode(
+    colour_scan: np.ndarray, encoded_shapes: list[tuple[int, ...]]
+) -> None:
+    """The encode count includes trial encodes on samples, not only the final one."""
     upload = imaging.fit_upload(colour_scan, max_bytes=FREE_TIER)
 
+    assert len(encoded_shapes) == upload.encodes
+
+
+def test_a_large_scan_takes_one_full_encode_and_uses_the_budget(
+    colour_scan: np.ndarray, encoded_shapes: list[tuple[int, ...]]
+) -> None:
+    """Trials on samples find the quality: the whole page is encoded once, close under the budget."""
+    upload = imaging.fit_upload(colour_scan, max_bytes=FREE_TIER)
+
+    shapes = encoded_shapes
     assert [colour_scan.shape] == [shape for shape in shapes if shape == colour_scan.shape]
     assert sum(math.prod(shape) for shape in shapes[:-1]) < colour_scan.size / 2
     assert 0.85 * FREE_TIER <= len(upload.data) <= FREE_TIER
