@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -194,6 +195,30 @@ def is_own_output(path: Path, inbox: InboxPlan) -> bool:
         and (entry.get("size"), entry.get("mtime_ns")) == (info.st_size, info.st_mtime_ns)
         for entry in record.get("outputs") or ()
     )
+
+
+OWN_OUTPUT_GRACE_SECONDS = 10.0
+"""How long a new ``x.ocr.pdf`` beside its ``x`` may be ocrwatch's own, still being committed."""
+
+
+def may_be_own_output(path: Path, inbox: InboxPlan) -> bool:
+    """True when ``path`` may be a searchable PDF ocrwatch is committing right now.
+
+    The files of a result go into place before its ``.json``, which lists
+    them, so for a moment the new ``x.ocr.pdf`` is listed nowhere. A file of
+    that name, beside its ``x``, in an inbox that writes searchable PDFs,
+    younger than :data:`OWN_OUTPUT_GRACE_SECONDS` and not yet listed, is
+    looked at again shortly (by then :func:`is_own_output` knows); an older
+    one is a user's.
+    """
+    name = path.name
+    if "pdf" not in inbox.outputs.formats or not name.endswith(sidecar.PDF_SUFFIX):
+        return False
+    made_from = path.with_name(name[: -len(sidecar.PDF_SUFFIX)])
+    info = stat_of(path)
+    if info is None or stat_of(made_from) is None:
+        return False
+    return time.time() - info.st_mtime_ns / 1e9 < OWN_OUTPUT_GRACE_SECONDS
 
 
 def cache_key(inbox: InboxPlan) -> str:

@@ -189,6 +189,14 @@ def _process(
     source: Source | None = None
     if current.is_own_output(path, inbox):
         return Outcome(path, Status.SKIPPED, "a searchable PDF ocrwatch wrote", seconds=0.0)
+    if current.may_be_own_output(path, inbox):
+        return Outcome(
+            path,
+            Status.RETRY,
+            "may be a searchable PDF ocrwatch is writing: its record does not list it yet",
+            "incomplete",
+            seconds=0.0,
+        )
     try:
         source = read_source(path, follow_symlinks=follow_symlinks)
         if not force:
