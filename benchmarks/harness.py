@@ -264,6 +264,11 @@ def median(values: Sequence[float]) -> float:
     return percentile(values, 0.5)
 
 
+def listed(values: Sequence[float], digits: int = 3) -> str:
+    """Per-round values for a row's notes: ``1.234, 1.250``."""
+    return ", ".join(f"{value:.{digits}f}" for value in values)
+
+
 def load_average() -> tuple[float, float, float]:
     one, five, fifteen = Path("/proc/loadavg").read_text().split()[:3]
     return float(one), float(five), float(fifteen)

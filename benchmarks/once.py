@@ -58,6 +58,7 @@ from benchmarks.harness import (
     child_env,
     daemon_config,
     link_or_copy,
+    listed,
     median,
     sidecar,
     write_config,
@@ -326,18 +327,14 @@ def _a4_scans(ctx: Context, server: Server, pycache: Path, scale: Scale) -> _Sid
 # Rows
 
 
-def _listed(values: Sequence[float], digits: int = 3) -> str:
-    return ", ".join(f"{value:.{digits}f}" for value in values)
-
-
 def _single_row(sides: _Sides, idle: list[float], served: int | None, *, image_bytes: int) -> Row:
     went_as_is = sum(1 for encodes in sides.encodes if encodes == 0)
     notes = (
         f"~1 MP JPEG ({image_bytes / 1000:.0f} kB), server answering at once; whole "
         f"processes, start to exit, median of {len(sides.ours)} round(s). Seconds per round: "
-        f"ocrwatch {_listed(sides.ours)}; seed's script {_listed(sides.theirs)}. ocrwatch sent "
+        f"ocrwatch {listed(sides.ours)}; seed's script {listed(sides.theirs)}. ocrwatch sent "
         f"the file as it is in {went_as_is} of {len(sides.encodes)} rounds. `ocrwatch once` "
-        f"with nothing to do: {_listed(idle)} s. Requests served: {served}"
+        f"with nothing to do: {listed(idle)} s. Requests served: {served}"
     )
     return Row(
         NAME,
@@ -366,8 +363,8 @@ def _scans_row(sides: _Sides, scale: Scale, served: int | None) -> Row:
     notes = (
         f"{scale.scans} A4 300-dpi colour scans (~2.7 MB JPEG q92), crop left {CROP_LEFT} on both "
         f"sides, server {SCAN_LATENCY:g} s; whole processes, start to exit, median of "
-        f"{len(ours)} round(s). Seconds per round: ocrwatch {_listed(sides.ours, 2)}; seed's "
-        f"loop {_listed(sides.theirs, 2)}. ocrwatch's encodes per upload: mean "
+        f"{len(ours)} round(s). Seconds per round: ocrwatch {listed(sides.ours, 2)}; seed's "
+        f"loop {listed(sides.theirs, 2)}. ocrwatch's encodes per upload: mean "
         f"{sum(sides.encodes) / max(1, len(sides.encodes)):.2f}; the seed's largest upload "
         f"{sides.seed_largest / 1e6:.2f} MB (it fits no budget; the fake server takes it). "
         f"Requests served: {served}"

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import REPO, Context, Row, Target, child_env, median
+from benchmarks.harness import REPO, Context, Row, Target, child_env, listed, median
 from benchmarks.pagetimes import POOL_WORKERS
 from ocrwatch.engines.base import cores
 from tests.support.scoring import cer
@@ -283,7 +283,7 @@ def _comparison_rows(
         for index, path in enumerate(paths)
     ]
     their_scaling = (
-        f"; {BASELINE_COMMIT}: {_listed([side.scaling() for side in theirs], 2)}×"
+        f"; {BASELINE_COMMIT}: {listed([side.scaling() for side in theirs], 2)}×"
         if have_baseline
         else ""
     )
@@ -300,8 +300,8 @@ def _comparison_rows(
             ),
             notes=(
                 f"decode + recognize, mean over pages, median of {len(ours)} round(s); "
-                f"per round: ours {_listed(seconds)} s"
-                + (f", {BASELINE_COMMIT} {_listed(their_seconds)} s" if have_baseline else "")
+                f"per round: ours {listed(seconds)} s"
+                + (f", {BASELINE_COMMIT} {listed(their_seconds)} s" if have_baseline else "")
             ),
             details={"pages": per_page},
             rounds=seconds,
@@ -316,8 +316,8 @@ def _comparison_rows(
             baseline_label=baseline_label,
             target=Target("<=", 0.0, on="delta", text="≤ baseline"),
             notes=(
-                f"per round: ours {_listed(cers, 5)}"
-                + (f", {BASELINE_COMMIT} {_listed(their_cers, 5)}" if have_baseline else "")
+                f"per round: ours {listed(cers, 5)}"
+                + (f", {BASELINE_COMMIT} {listed(their_cers, 5)}" if have_baseline else "")
             ),
             rounds=cers,
         ),
@@ -331,15 +331,11 @@ def _comparison_rows(
             target=Target(">=", SCALING_TARGET, on="ratio", text=f"≥ {SCALING_TARGET}×"),
             notes=(
                 f"the engine's page pool, longest pages first, on {cores()} CPU(s); "
-                f"per round: {_listed(scalings, 2)}×{their_scaling}; the machine's ceiling, "
-                f"two processes reading half the pages each: {_listed(ceilings, 2)}×"
+                f"per round: {listed(scalings, 2)}×{their_scaling}; the machine's ceiling, "
+                f"two processes reading half the pages each: {listed(ceilings, 2)}×"
             ),
             details={"two_processes_pages_per_second": processes},
             rounds=pool_rates,
             baseline_rounds=single_rates,
         ),
     ]
-
-
-def _listed(values: list[float], digits: int = 3) -> str:
-    return ", ".join(f"{value:.{digits}f}" for value in values)
