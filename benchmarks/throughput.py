@@ -15,7 +15,13 @@ ceiling is ``w`` images per second, and the seed's loop does about 0.9, so
 "7x the loop" needs at least 7 in flight. The default is 8; 4 shows how close
 a smaller pool gets to its own ceiling. A burst is measured from its first
 file, so it pays once for the first uploads' decoding (about half a second
-on 2 cores): the full size's rounds of 200 make that 2%.
+on 2 cores): the full size's rounds of 200 make that 2%. Each exchange of a
+1 MB upload also takes ~10 ms beyond the server's 1 s (a bare ``requests``
+client, 8 threads, measures ~1.011 s a request here), so a burst of 200 on
+2 cores is bounded near 25 / (25 x 1.011 + 0.45) = 0.97 of the ceiling, at
+the target with nothing to spare. The steady-state row (from the 8th
+``.json`` to the last) is the rate the pool sustains once the first wave is
+paid, and carries the same target.
 
 Memory: after the rounds, a daemon with default settings (no crop) takes
 one more burst of the same scans; its peak resident set (VmHWM) is the
@@ -176,7 +182,12 @@ def run(ctx: Context) -> list[Row]:
 
 
 def _steady_rows(steady: list[float], latency: float) -> list[Row]:
-    """The default pool's rate from its w-th finished file to its last (info): no ramp in it."""
+    """The default pool's rate from its w-th finished file to its last: no ramp in it.
+
+    It carries the same 0.97 target as the burst row: a rate is what the
+    pool sustains; the burst row also pays the first wave once (see the
+    module's docstring).
+    """
     if not steady:
         return []
     ideal = DEFAULT_WORKERS / latency
@@ -189,8 +200,10 @@ def _steady_rows(steady: list[float], latency: float) -> list[Row]:
             "img/s",
             baseline=ideal,
             baseline_label="ideal",
+            target=Target(">=", 0.97, on="ratio", text="≥ 0.97× ideal"),
             notes="the burst row less its first wave: the first uploads wait for their "
-            "decoding (about 0.14 s of CPU each, two at a time on 2 cores)",
+            "decoding (about 0.14 s of CPU each, two at a time on 2 cores), a fixed cost "
+            "of about half a second per burst that no batch size makes vanish",
             rounds=steady,
             baseline_rounds=[ideal] * len(steady),
         )
