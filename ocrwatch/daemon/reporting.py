@@ -2,8 +2,10 @@
 
 :class:`GateWatch` turns the request gate's state into log lines, metrics and
 the persisted pause (so a restart keeps honouring the API's "wait N
-seconds"), keeps the day's request count in the state store (so a restart
-keeps the daily budget), and reminds the operator of a rejected key.
+seconds"), keeps the day's request count and the rate limit's recent send
+times in the state store (so a restart keeps the daily budget, and does not
+send a fresh burst into a window already used), and reminds the operator of a
+rejected key.
 :class:`Reporter` writes the one-line status for systemd and the
 ``status.json`` that ``ocrwatch status`` reads; a pause there is the API's or
 the daily budget's, whichever ends later.
@@ -22,17 +24,20 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ocrwatch import __version__, logs, sidecar
 from ocrwatch.daemon.context import Context
 from ocrwatch.errors import InvalidKeyError, OcrwatchError
 from ocrwatch.metrics import Metrics
 from ocrwatch.notify import Notifier
-from ocrwatch.ratelimit import RequestGate
+from ocrwatch.ratelimit import Gate
 from ocrwatch.sidecar import utc_iso
 from ocrwatch.store import STATUS_FILE
 from ocrwatch.watcher import Watcher
+
+if TYPE_CHECKING:
+    from ocrwatch.cluster.node import ClusterNode
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +53,7 @@ class GateWatch:
     def __init__(
         self,
         context: Context,
-        gate: RequestGate,
+        gate: Gate,
         metrics: Metrics,
         *,
         clock: Callable[[], float] = time.monotonic,
@@ -61,11 +66,16 @@ class GateWatch:
         self._last_key_warning: float | None = None
 
     def restore_pause(self) -> None:
-        """Honour a pause the API asked for, and the requests counted today, before a restart."""
+        """Honour what held requests before a restart: the API's pause, today's count, the window.
+
+        Today's request count and the rate limit's recent send times are kept in the
+        store from now on.
+        """
         store = self.context.store
         if store is None:
             return
         self.gate.keep_count_in(store)
+        self.gate.keep_window_in(store)
         until = store.get(PAUSE_KEY)
         if not until:
             return
@@ -87,6 +97,8 @@ class GateWatch:
         self.metrics.paused.set(
             1 if state.paused_until or state.budget_until or state.blocked else 0
         )
+        if state.blocked:
+            self._key_stop(state.blocked)
         if state.paused_until and state.pause_number != self._last_pause_logged:
             self._last_pause_logged = state.pause_number
             self.metrics.pauses.inc()
@@ -99,15 +111,20 @@ class GateWatch:
 
     def key_rejected(self, error: InvalidKeyError) -> None:
         """A file was held back by a rejected key: say so at once, then every ten minutes."""
+        self._key_stop(str(error))
+        self.context.stats.error(None, f"API key rejected: {error}")
+
+    def _key_stop(self, reason: str) -> None:
+        """Say that a rejected key stops OCR, at once and every ten minutes while it lasts
+        (in a cluster also on the hosts that only see the stop another host's answer set)."""
         now = self._clock()
         if self._last_key_warning is None or now - self._last_key_warning >= KEY_REMINDER_SECONDS:
             self._last_key_warning = now
             logger.critical(
                 "ocr.space rejected the API key: all ocr.space OCR is stopped until the key is fixed "
                 "(then: systemctl reload ocrwatch, or send SIGHUP). %s",
-                error,
+                reason,
             )
-        self.context.stats.error(None, f"API key rejected: {error}")
 
 
 class Reporter:
@@ -116,14 +133,17 @@ class Reporter:
     def __init__(
         self,
         context: Context,
-        gate: RequestGate,
+        gate: Gate,
         watcher: Watcher,
         notifier: Notifier,
         metrics: Metrics,
         *,
         config_path: str | None,
         state_dir: Path,
+        node: ClusterNode | None = None,
     ) -> None:
+        """``node``: distributed mode's part of this host, whose state the status shows."""
+        self.node = node
         self.context = context
         self.gate = gate
         self.watcher = watcher
@@ -148,6 +168,19 @@ class Reporter:
         ]
         gate = self.gate.state()
         paused_until, _ = gate.held()
+        unreachable = self.node.unreachable if self.node is not None else None
+        if unreachable or gate.unreachable:
+            parts.append("Redis unreachable: no new file is taken and no request leaves")
+        elif self.node is not None:
+            parts.append(
+                f"cluster: {self.node.held()} held, scanning "
+                + (", ".join(sorted(self.node.scanning)) or "no inbox")
+                + (
+                    f", config drift in {', '.join(sorted(self.node.drift))}"
+                    if self.node.drift
+                    else ""
+                )
+            )
         if gate.blocked:
             parts.append("ocr.space stopped: API key rejected")
         elif paused_until:
@@ -203,7 +236,9 @@ class Reporter:
             "queue": tracker.counts(),
             "outcomes": dict(stats.outcomes),
             "last_error": stats.last_error,
+            **({"cluster": self.node.describe()} if self.node is not None else {}),
             "ocrspace": {
+                "unreachable": gate.unreachable,
                 "paused_until": utc_iso(paused_until) if paused_until else None,
                 "pause_reason": pause_reason,
                 "blocked": gate.blocked,
@@ -215,6 +250,12 @@ class Reporter:
     def publish(self, *, final: bool = False) -> None:
         """Send a changed status line to systemd and rewrite status.json (scrubbed of the key)."""
         self.metrics.set_queue(self.context.tracker.counts())
+        node = self.node
+        if node is not None:
+            reachable = node.unreachable is None
+            self.metrics.set_cluster(
+                dict(node.depths) if reachable else {}, node.held(), node.deliveries, reachable
+            )
         line = self.line()
         if line != self._last_line and not final:
             self.notifier.status(line)

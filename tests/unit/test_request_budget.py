@@ -18,7 +18,8 @@ from ocrwatch.inspection import DaemonState, render_status
 from ocrwatch.metrics import Metrics
 from ocrwatch.outcome import Status
 from ocrwatch.plan import make_plan
-from ocrwatch.ratelimit import COUNT_KEY, BudgetSpent, RequestGate, day_start
+from ocrwatch.counting import COUNT_KEY, day_start
+from ocrwatch.ratelimit import BudgetSpent, RequestGate
 from ocrwatch.store import StateStore
 from ocrwatch.tracker import Tracker
 from tests.support.commands import KEY
