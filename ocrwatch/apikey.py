@@ -77,7 +77,7 @@ def find_api_key(
     warnings: list[str] = []
     key: ApiKey | None = None
     if config.api_key_file is not None:
-        value = _read_key_file(config.api_key_file, "ocrspace.api_key_file", config_path)
+        value = read_secret_file(config.api_key_file, "ocrspace.api_key_file", config_path)
         if _readable_by_others(config.api_key_file):
             warnings.append(
                 f"API key file {config.api_key_file} is readable by other users; "
@@ -99,14 +99,15 @@ def find_api_key(
     elif env.get("CREDENTIALS_DIRECTORY"):
         credential = Path(env["CREDENTIALS_DIRECTORY"]) / CREDENTIAL_NAME
         if credential.exists():
-            value = _read_key_file(credential, f"credential {CREDENTIAL_NAME}", None)
+            value = read_secret_file(credential, f"credential {CREDENTIAL_NAME}", None)
             key = ApiKey(value, f"systemd credential {CREDENTIAL_NAME}")
     if key is not None:
         logs.register_secret(key.value)
     return KeyLookup(key, tuple(warnings))
 
 
-def _read_key_file(path: Path, what: str, config_path: Path | None) -> str:
+def read_secret_file(path: Path, what: str, config_path: Path | None) -> str:
+    """The first line of a file holding one secret (a key, a password); raises ConfigError."""
     try:
         with path.open("rb") as handle:
             data = handle.read(MAX_KEY_FILE_BYTES + 1)
@@ -115,7 +116,9 @@ def _read_key_file(path: Path, what: str, config_path: Path | None) -> str:
             _where(config_path, what) + f"cannot read {path}: {error.strerror or error}"
         ) from None
     if len(data) > MAX_KEY_FILE_BYTES:
-        raise ConfigError(_where(config_path, what) + f"{path} is too large to be an API key file")
+        raise ConfigError(
+            _where(config_path, what) + f"{path} is too large to hold a key or password"
+        )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:

@@ -134,6 +134,11 @@ class Interrupted(TransientError):
     """Work stopped because ocrwatch is shutting down; the file is left for the next start."""
 
 
+class ClaimLost(Interrupted):
+    """Distributed mode: another host took the file over while this one read it; its result
+    is not committed (the new holder's will be)."""
+
+
 class RateLimitError(OcrError):
     """The API refused because a quota window is full."""
 

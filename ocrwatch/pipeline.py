@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 from ocrwatch import current, sidecar
@@ -49,10 +49,9 @@ from ocrwatch.records import (
     record_failure,
     result_record,
 )
-from ocrwatch.resume import KeptPages
+from ocrwatch.resume import KeptPages, PageStore
 from ocrwatch.sidecar import SidecarPaths, utc_iso
 from ocrwatch.source import Source, SourceGone, read_source
-from ocrwatch.store import StateStore
 
 logger = logging.getLogger(__name__)
 
@@ -78,8 +77,9 @@ def process_file(
     first_attempt: float | None = None,
     requests_before: int = 0,
     follow_symlinks: bool = False,
-    resume: StateStore | None = None,
+    resume: PageStore | None = None,
     on_page: PageProgress | None = None,
+    before_commit: Callable[[], None] | None = None,
 ) -> Outcome:
     """Turn ``path`` into its sidecars, or explain why not. Never raises.
 
@@ -88,7 +88,9 @@ def process_file(
     of a document as soon as it is read, and gives back the pages an
     interrupted earlier try read, so that they are not read (or paid for)
     again. ``on_page`` is told the pages done and the total as a document's
-    pages finish.
+    pages finish. ``before_commit`` is called right before the sidecars are
+    committed and may stop the commit by raising :class:`ClaimLost` (distributed
+    mode: the file was taken over), which returns ``deferred``.
 
     A retryable failure whose classification is not in ``give_up`` is returned
     as ``retry`` without an error sidecar, because the caller will try again;
@@ -111,6 +113,7 @@ def process_file(
             follow_symlinks=follow_symlinks,
             resume=resume,
             on_page=on_page,
+            before_commit=before_commit,
         )
     except Exception as error:  # noqa: BLE001 - the per-file boundary: a bug in one file's path must not stop the others
         logger.exception("%s: unexpected error; recorded as failed", path)
@@ -180,8 +183,9 @@ def _process(
     first_attempt: float,
     requests_before: int,
     follow_symlinks: bool,
-    resume: StateStore | None,
+    resume: PageStore | None,
     on_page: PageProgress | None,
+    before_commit: Callable[[], None] | None,
 ) -> Outcome:
     clock = time.perf_counter()
     paths = inbox.sidecars(path)
@@ -266,6 +270,8 @@ def _process(
         )
         partial = record["status"] == "partial"
         failure = partial_record(record, first_attempt=first_attempt) if partial else None
+        if before_commit is not None:
+            before_commit()
         write.commit_result(
             paths,
             inbox.outputs,

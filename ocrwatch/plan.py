@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import importlib.util
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -253,6 +254,11 @@ def make_plan(
         if check_folders:
             problems.extend(_folder_problems(loaded, plan))
     problems.extend(_overlap_problems(loaded, plans))
+    if config.queue is not None and importlib.util.find_spec("redis") is None:
+        problems.append(
+            loaded.where(["queue"])
+            + "needs the Redis client: pip install 'ocrwatch[redis]' (redis-py is not installed)"
+        )
     if problems:
         raise ConfigError(problems)
     return Plan(

@@ -13,12 +13,23 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ocrwatch import current, sidecar
 from ocrwatch.plan import Rules
 from ocrwatch.source import Source
-from ocrwatch.store import StateStore
+
+
+class PageStore(Protocol):
+    """Where finished pages of documents are kept: the state store, or Redis in distributed mode."""
+
+    def saved_pages(self, path: Path, sha256: str, fingerprint: str) -> dict[int, str]: ...
+
+    def save_page(
+        self, path: Path, sha256: str, fingerprint: str, number: int, entry: str
+    ) -> None: ...
+
+    def drop_pages(self, path: Path) -> None: ...
 
 
 class KeptPages:
@@ -33,7 +44,7 @@ class KeptPages:
 
     def __init__(
         self,
-        store: StateStore | None,
+        store: PageStore | None,
         source: Source,
         rules: Rules,
         *,

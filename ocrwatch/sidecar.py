@@ -32,6 +32,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -311,16 +312,23 @@ def same_content(record: dict[str, Any] | None, sha256: str) -> bool:
     return isinstance(source, dict) and source.get("sha256") == sha256
 
 
-def remove_stale_temps(folder: Path) -> int:
-    """Delete temporary files left in ``folder`` by a crash; return how many."""
+def remove_stale_temps(folder: Path, *, older_than: float | None = None) -> int:
+    """Delete temporary files left in ``folder`` by a crash; return how many.
+
+    ``older_than`` (seconds) spares younger ones: in distributed mode another
+    host may be writing them right now.
+    """
     removed = 0
     try:
         entries = list(os.scandir(folder))
     except OSError:
         return 0
+    now = time.time()
     for entry in entries:
         if entry.name.startswith(".") and entry.name.endswith(TEMP_SUFFIX):
             with contextlib.suppress(OSError):
+                if older_than is not None and now - entry.stat().st_mtime < older_than:
+                    continue
                 os.unlink(entry.path)
                 removed += 1
     return removed

@@ -32,6 +32,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ocrwatch.plan import InboxPlan
 
@@ -57,6 +58,10 @@ class Entry:
     live: bool = True
     seen: float = field(default_factory=time.monotonic)
     """When the file was first noticed (monotonic), for latency figures."""
+    job: Any = None
+    """Distributed mode: the queue delivery this entry reads; None for a file this host found."""
+    next_job: Any = None
+    """A delivery that came while this host was still queueing the file: read when that ends."""
 
 
 class Tracker:
@@ -68,8 +73,11 @@ class Tracker:
         settle_seconds: Callable[[InboxPlan], float],
         max_pending: int,
         clock: Callable[[], float] = time.monotonic,
+        route: Callable[[Entry], str] | None = None,
     ) -> None:
+        """``route(entry)`` names the queue a ready entry waits in (default: its engine's)."""
         self._settle_seconds = settle_seconds
+        self._route = route or _engine_of
         self.max_pending = max_pending
         self._clock = clock
         self._entries: dict[Path, Entry] = {}
@@ -118,6 +126,25 @@ class Tracker:
                 self._make_ready(entry)
             else:
                 self._settle(entry)
+            return True
+
+    def deliver(self, path: Path, inbox: InboxPlan, job: Any) -> bool:
+        """Distributed mode: the queue gave this host ``path`` to read: ready now.
+
+        False when a worker holds the file already (the caller settles the
+        delivery as a duplicate).
+        """
+        with self._cond:
+            entry = self._entries.get(path)
+            if entry is not None and entry.state == "running":
+                if entry.job is not None:
+                    return False
+                entry.next_job = job  # its publisher holds it: read once that is done
+                return True
+            if entry is None:
+                entry = self._entries[path] = Entry(path, inbox, live=True)
+            entry.inbox, entry.job = inbox, job
+            self._make_ready(entry)
             return True
 
     def removed(self, path: Path) -> None:
@@ -185,7 +212,7 @@ class Tracker:
     # Workers.
 
     def take(self, engine: str, timeout: float) -> Entry | None:
-        """The next ready file for ``engine`` (live ones first), or None after ``timeout``."""
+        """The next ready file routed to ``engine`` (live ones first), or None after ``timeout``."""
         deadline = self._clock() + timeout
         with self._cond:
             while not self._closed:
@@ -195,7 +222,7 @@ class Tracker:
                         entry = queue.popleft()
                         if (
                             entry.state == "ready"
-                            and entry.inbox.rules.engine == engine
+                            and self._route(entry) == engine
                             and self._entries.get(entry.path) is entry
                         ):
                             entry.state = "running"
@@ -215,7 +242,10 @@ class Tracker:
         with self._cond:
             if self._entries.get(entry.path) is not entry:
                 return
-            if retry_in is not None:
+            if entry.next_job is not None:
+                entry.job, entry.next_job = entry.next_job, None
+                self._make_ready(entry, front=True)
+            elif retry_in is not None:
                 entry.state = "waiting"
                 entry.due = self._clock() + retry_in
                 self._cond.notify_all()
@@ -266,7 +296,7 @@ class Tracker:
 
     def _make_ready(self, entry: Entry, *, front: bool = False) -> None:
         entry.state = "ready"
-        queue = self._ready.setdefault((entry.inbox.rules.engine, entry.live), deque())
+        queue = self._ready.setdefault((self._route(entry), entry.live), deque())
         if front:
             queue.appendleft(entry)
         else:
@@ -277,6 +307,10 @@ class Tracker:
         entry.state = "gone"
         if self._entries.get(entry.path) is entry:
             del self._entries[entry.path]
+
+
+def _engine_of(entry: Entry) -> str:
+    return entry.inbox.rules.engine
 
 
 def _stat(path: Path) -> tuple[int | None, int | None]:

@@ -16,6 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import redis_server as redis_support
+from tests.support.redis_server import RedisServer
+
 REFERENCE = Path(__file__).resolve().parent / "reference"
 
 
@@ -56,3 +59,12 @@ def _no_ambient_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
     os.environ.pop("STATE_DIRECTORY", None)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Generator[RedisServer, None, None]:
+    """A real, empty ``redis-server`` on its own port (skips without the Debian package)."""
+    if not redis_support.available():
+        pytest.skip(redis_support.MISSING)
+    with redis_support.RedisServer(tmp_path / "redis") as server:
+        yield server

@@ -12,6 +12,7 @@ API key and checking folders on disk happen in :mod:`ocrwatch.plan`.
 - :mod:`~ocrwatch.config.base`: the base model and shared value types (paths, lengths).
 - :mod:`~ocrwatch.config.inbox`: the options of one inbox.
 - :mod:`~ocrwatch.config.models`: the top level, the engine sections and metrics.
+- :mod:`~ocrwatch.config.queue`: distributed mode (``queue:``).
 - :mod:`~ocrwatch.config.schema`: the JSON Schema generated from the models.
 - :mod:`~ocrwatch.config.search`: which file to read.
 - :mod:`~ocrwatch.config.loading`: strict YAML, validation, the loaded result.
@@ -55,6 +56,7 @@ from ocrwatch.config.models import (
     RateLimitConfig,
     TesseractConfig,
 )
+from ocrwatch.config.queue import QueueConfig, RateScope, Role, TlsConfig
 from ocrwatch.config.schema import SCHEMA_ID, config_schema
 from ocrwatch.config.search import ENV_CONFIG, find_config, search_paths
 
@@ -83,7 +85,11 @@ __all__ = [
     "Model",
     "OcrSpaceConfig",
     "PdfConfig",
+    "QueueConfig",
     "RateLimitConfig",
+    "RateScope",
+    "Role",
+    "TlsConfig",
     "RegionConfig",
     "TesseractConfig",
     "OutputFormat",

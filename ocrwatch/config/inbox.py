@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, WithJsonSchema, field_validator, model_validator
 
 from ocrwatch.config.base import ConfigPath, EngineName, LengthValue, Model
+from ocrwatch.config.queue import NAME_PATTERN
 from ocrwatch.geometry import BoxRule, CropRule, Length, MarginRule
 
 DEFAULT_PATTERNS = (
@@ -232,6 +233,11 @@ class SearchablePdfConfig(Model):
 class InboxConfig(Model):
     """One watched folder and the rules for the images that land in it."""
 
+    id: str | None = Field(
+        None,
+        description="The inbox's name across hosts (each may mount it elsewhere); required with "
+        "`queue:`, where it names the inbox's queue in Redis.",
+    )
     path: ConfigPath = Field(..., description="The folder to watch.")
     engine: EngineName | None = Field(None, description="Overrides the top-level engine.")
     language: str = Field(
@@ -319,6 +325,15 @@ class InboxConfig(Model):
         chosen = set(value) | {"json"}
         order: tuple[OutputFormat, ...] = ("txt", "json", "hocr", "alto", "pdf")
         return tuple(name for name in order if name in chosen)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str | None) -> str | None:
+        if value is not None and not NAME_PATTERN.match(value):
+            raise ValueError(
+                f"{value!r}: use letters, digits, '_', '-' and '.' (at most 64, not first)"
+            )
+        return value
 
     @field_validator("language")
     @classmethod

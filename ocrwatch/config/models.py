@@ -15,6 +15,7 @@ from pydantic import Field, SecretStr, WithJsonSchema, field_validator, model_va
 
 from ocrwatch.config.base import ConfigPath, EngineName, Model
 from ocrwatch.config.inbox import InboxConfig
+from ocrwatch.config.queue import QueueConfig
 
 DEFAULT_ENDPOINT = "https://api.ocr.space/parse/image"
 FREE_TIER_UPLOAD_BYTES = 1_048_576
@@ -24,9 +25,16 @@ DEFAULT_MAX_PIXELS = 150_000_000
 class RateLimitConfig(Model):
     """A client-side cap on ocr.space requests, shared by every worker."""
 
-    requests: int = Field(..., ge=1, le=100_000, description="Requests allowed per window.")
+    requests: int = Field(
+        ..., ge=1, le=100_000, description="At most this many requests in any `per_seconds`."
+    )
     per_seconds: float = Field(
-        ..., gt=0, le=31 * 86400, description="Window length; bursts up to `requests` go at once."
+        ...,
+        gt=0,
+        le=31 * 86400,
+        description="Window length, sliding as ocr.space counts its own limit: once `requests` "
+        "have left within the last `per_seconds`, the next waits until the oldest of them is "
+        "that old.",
     )
 
 
@@ -215,4 +223,24 @@ class Config(Model):
     metrics: MetricsConfig | None = Field(
         None, description="Serve Prometheus metrics (off unless this section is present)."
     )
+    queue: QueueConfig | None = Field(
+        None,
+        description="Distributed mode: several hosts share the inboxes through Redis (needs "
+        "ocrwatch[redis]); absent: this host works alone and needs no service.",
+    )
     inboxes: list[InboxConfig] = Field(default_factory=list, description="The watched folders.")
+
+    @model_validator(mode="after")
+    def _inbox_ids(self) -> Config:
+        ids = [inbox.id for inbox in self.inboxes if inbox.id is not None]
+        repeated = sorted({name for name in ids if ids.count(name) > 1})
+        if repeated:
+            raise ValueError(f"inbox id {', '.join(map(repr, repeated))} is given twice")
+        if self.queue is not None:
+            missing = [str(inbox.path) for inbox in self.inboxes if inbox.id is None]
+            if missing:
+                raise ValueError(
+                    "with queue:, every inbox needs an id (its name across hosts, which may "
+                    f"mount it elsewhere); none for {', '.join(missing)}"
+                )
+        return self

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,6 +64,15 @@ class Context:
     wakeup: threading.Event = field(default_factory=threading.Event)
     stats: Stats = field(default_factory=Stats)
     store: StateStore | None = None
+    scanning: Callable[[InboxPlan], bool] | None = None
+    """Which inboxes this host walks and watches (distributed mode: those whose scanner lease it
+    holds); None: every inbox."""
+    temp_min_age: float | None = None
+    """Temporaries younger than this are spared when cleaning up (distributed mode: another host
+    may be writing them); None: a crash's leftovers are removed whatever their age."""
+
+    def scans(self, inbox: InboxPlan) -> bool:
+        return self.scanning is None or self.scanning(inbox)
 
     def current_inbox(self, inbox: InboxPlan) -> InboxPlan:
         """The plan's inbox at the same path as ``inbox`` (its rules may have been reloaded)."""

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from ocrwatch import logs
 from ocrwatch.apikey import KeyHolder
@@ -38,10 +39,13 @@ from ocrwatch.hooks import HookRunner
 from ocrwatch.metrics import Metrics
 from ocrwatch.notify import Notifier
 from ocrwatch.plan import InboxPlan, Plan
-from ocrwatch.ratelimit import RequestGate
+from ocrwatch.ratelimit import Gate, RequestGate
 from ocrwatch.store import StateStore, default_state_dir, lock_state_dir
 from ocrwatch.tracker import Tracker
 from ocrwatch.watcher import Watcher
+
+if TYPE_CHECKING:
+    from ocrwatch.cluster.node import ClusterNode
 
 logger = logging.getLogger(__name__)
 
@@ -69,14 +73,40 @@ class Daemon:
         self._clock = clock
         self.state_dir = default_state_dir(plan.config.state_dir, self.env)
         self.notifier = Notifier(self.env)
-        tracker = Tracker(settle_seconds=self._settle_seconds, max_pending=plan.config.max_pending)
+        route = None
+        if plan.config.queue is not None:
+            # Only here: a host without queue: never imports the cluster package or redis-py.
+            from ocrwatch.cluster import setup as cluster
+
+            route = cluster.route
+        tracker = Tracker(
+            settle_seconds=self._settle_seconds, max_pending=plan.config.max_pending, route=route
+        )
         self.context = Context(plan=plan, env=self.env, tracker=tracker)
         self.scanner = Scanner(self.context)
         self.watcher = Watcher(EventSink(self.context, self.scanner))
-        self.gate = RequestGate(
-            plan.config.ocrspace.rate_limit,
-            max_requests_per_day=plan.config.ocrspace.max_requests_per_day,
-        )
+        self.keys = KeyHolder(plan.api_key) if plan.api_key is not None else None
+        self.node: ClusterNode | None = None
+        self.gate: Gate
+        if plan.config.queue is not None:
+            self.node, self.gate = cluster.join(
+                plan,
+                lambda: self.context.plan,
+                tracker=tracker,
+                stop=self.context.stop,
+                wakeup=self.context.wakeup,
+                state_dir=self.state_dir,
+                config_path=config_path,
+                env=self.env,
+                keys=lambda: self.workers.keys,
+            )
+            self.context.scanning = self.node.scans
+            self.context.temp_min_age = 2 * plan.config.queue.lease_seconds
+        else:
+            self.gate = RequestGate(
+                plan.config.ocrspace.rate_limit,
+                max_requests_per_day=plan.config.ocrspace.max_requests_per_day,
+            )
         self.metrics = Metrics()
         self.hooks = HookRunner(env=self.env)
         self.gate_watch = GateWatch(self.context, self.gate, self.metrics, clock=clock)
@@ -86,7 +116,8 @@ class Daemon:
             gate_watch=self.gate_watch,
             finisher=Finisher(self.hooks, metrics=self.metrics),
             metrics=self.metrics,
-            keys=KeyHolder(plan.api_key) if plan.api_key is not None else None,
+            keys=self.keys,
+            node=self.node,
         )
         self.reporter = Reporter(
             self.context,
@@ -96,6 +127,7 @@ class Daemon:
             self.metrics,
             config_path=str(config_path) if config_path else None,
             state_dir=self.state_dir,
+            node=self.node,
         )
         self._reload_requested = False
         self._rescan_requested = False
@@ -122,11 +154,18 @@ class Daemon:
         store = StateStore(self.state_dir)
         self.context.store = store
         self.workers.finisher.cache = store
-        self.gate_watch.restore_pause()
+        if self.node is None:
+            # In a cluster, the pause, the window and the day's count live in Redis.
+            self.gate_watch.restore_pause()
         try:
-            self.workers.start()
+            if self.node is not None:
+                self.node.use_local_pages(store)
+                self.node.start()
+            if self.node is None or "work" in self.node.roles:
+                self.workers.start()
             for inbox in self.plan.inboxes:
-                self._watch(inbox)
+                if self.context.scans(inbox):
+                    self._watch(inbox)
             self.scanner.start()
             self.scanner.request(None, "start")
             self._main_loop()
@@ -162,6 +201,8 @@ class Daemon:
                 last_scan = now
                 self.scanner.request(None, "periodic rescan")
             self.scanner.continue_backlogs()
+            if self.node is not None:
+                self._apply_lease_changes(self.node)
             if notifier.watchdog_interval and _due(last_ping, now, notifier.watchdog_interval):
                 notifier.watchdog()
                 last_ping = now
@@ -192,6 +233,8 @@ class Daemon:
                 busy,
                 self.plan.config.shutdown_timeout,
             )
+        if self.node is not None:
+            self.node.close()
         self.workers.close()
         self.hooks.close()
         self.metrics.close()
@@ -240,7 +283,7 @@ class Daemon:
             plan,
             self.context,
             watcher=self.watcher,
-            watch=self._watch,
+            watch=self._watch_if_scanning,
             workers=self.workers,
             gate=self.gate,
         )
@@ -260,6 +303,28 @@ class Daemon:
             if mode is not None and mode.kind == "poll"
             else SETTLE_NATIVE_SECONDS
         )
+
+    def _apply_lease_changes(self, node: ClusterNode) -> None:
+        """Watch and scan the inboxes whose scanner lease this host took; let go of those it lost."""
+        while node.lease_changes:
+            change = node.lease_changes.popleft()
+            inbox = self.context.current_inbox(change.inbox)
+            if change.held:
+                if inbox.path not in self.watcher.modes():
+                    self._watch(inbox)
+                self.scanner.request(inbox, change.reason, clean=True)
+            else:
+                self.watcher.unwatch(inbox.path)
+                dropped = self.context.tracker.drop_inbox(inbox.path)
+                logger.info(
+                    "stopped watching %s (%d found file(s) left to its scanner)",
+                    inbox.path,
+                    dropped,
+                )
+
+    def _watch_if_scanning(self, inbox: InboxPlan) -> None:
+        if self.context.scans(inbox):
+            self._watch(inbox)
 
     def _watch(self, inbox: InboxPlan) -> None:
         mode = self.watcher.watch(inbox)

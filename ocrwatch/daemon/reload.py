@@ -20,7 +20,7 @@ from ocrwatch.daemon.context import Context
 from ocrwatch.daemon.workers import Workers
 from ocrwatch.errors import ConfigError
 from ocrwatch.plan import InboxPlan, Plan, make_plan
-from ocrwatch.ratelimit import RequestGate
+from ocrwatch.ratelimit import Gate
 from ocrwatch.watcher import Watcher
 
 logger = logging.getLogger(__name__)
@@ -30,7 +30,17 @@ def load_new_plan(config_path: Path | None, context: Context) -> Plan:
     """The plan the config file describes now. Raises OcrwatchError (ConfigError) when it cannot be used."""
     if config_path is None:
         raise ConfigError("no config file to reload")
-    return make_plan(load_config(config_path), env=context.env)
+    plan = make_plan(load_config(config_path), env=context.env)
+    if plan.config.queue != context.plan.config.queue:
+        raise ConfigError(
+            "the queue: section changed; it takes effect on restart only (systemctl restart ocrwatch)"
+        )
+    if plan.config.queue is not None:
+        ids = {inbox.path: inbox.config.id for inbox in context.plan.inboxes}
+        moved = [str(i.path) for i in plan.inboxes if ids.get(i.path, i.config.id) != i.config.id]
+        if moved:
+            raise ConfigError(f"an inbox's id changed ({', '.join(moved)}); restart to apply it")
+    return plan
 
 
 def apply_plan(
@@ -40,7 +50,7 @@ def apply_plan(
     watcher: Watcher,
     watch: Callable[[InboxPlan], None],
     workers: Workers,
-    gate: RequestGate,
+    gate: Gate,
 ) -> None:
     """Switch the running daemon to ``plan``."""
     for warning in plan.warnings:
@@ -78,7 +88,7 @@ def apply_plan(
     _reload_engines(previous, plan, workers=workers, gate=gate)
 
 
-def _reload_engines(previous: Plan, plan: Plan, *, workers: Workers, gate: RequestGate) -> None:
+def _reload_engines(previous: Plan, plan: Plan, *, workers: Workers, gate: Gate) -> None:
     gate.set_limit(plan.config.ocrspace.rate_limit)
     gate.set_budget(plan.config.ocrspace.max_requests_per_day)
     if plan.api_key is not None:

@@ -37,16 +37,24 @@ class Scanner:
         self.initial_scan_done = threading.Event()
         self.incomplete: set[Path] = set()
         """Inboxes whose backlog did not fit under ``max_pending``; the rest follows later."""
-        self._requests: queue.Queue[tuple[InboxPlan | None, Path | None, str]] = queue.Queue()
+        self._requests: queue.Queue[tuple[InboxPlan | None, Path | None, str, bool]] = queue.Queue()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="scanner", daemon=True)
         self._thread.start()
 
-    def request(self, inbox: InboxPlan | None, reason: str, folder: Path | None = None) -> None:
-        """Ask for a walk of ``inbox`` (None: all inboxes) or of one ``folder`` of it."""
-        self._requests.put((inbox, folder, reason))
+    def request(
+        self,
+        inbox: InboxPlan | None,
+        reason: str,
+        folder: Path | None = None,
+        *,
+        clean: bool = False,
+    ) -> None:
+        """Ask for a walk of ``inbox`` (None: all inboxes) or of one ``folder`` of it; ``clean``
+        first removes a crash's temporaries (as the first scan always does)."""
+        self._requests.put((inbox, folder, reason, clean))
 
     def continue_backlogs(self) -> None:
         """Queue the rest of large backlogs once the queue has room again (from the main loop)."""
@@ -66,10 +74,11 @@ class Scanner:
         context = self.context
         while not context.stop.is_set():
             try:
-                inbox, folder, reason = self._requests.get(timeout=TAKE_TIMEOUT)
+                inbox, folder, reason, clean = self._requests.get(timeout=TAKE_TIMEOUT)
             except queue.Empty:
                 continue
             targets = list(context.plan.inboxes) if inbox is None else [inbox]
+            targets = [target for target in targets if context.scans(target)]
             started = time.monotonic()
             queued = 0
             backlogs: list[tuple[Path, Backlog]] = []
@@ -78,7 +87,7 @@ class Scanner:
                 # document's pages are counted by opening it).
                 backlog = Backlog() if first else None
                 try:
-                    queued += self._scan(target, folder, clean=first, backlog=backlog)
+                    queued += self._scan(target, folder, clean=first or clean, backlog=backlog)
                 except Exception:  # noqa: BLE001 - thread entry point: a scan failure must not end the scanner
                     logger.exception("scanning %s failed", target.path)
                     if backlog is not None:
@@ -114,10 +123,11 @@ class Scanner:
             return 0
         inbox = found
         if clean:
-            remove_temps(inbox.path, recursive=inbox.recursive)
+            older_than = self.context.temp_min_age
+            remove_temps(inbox.path, recursive=inbox.recursive, older_than=older_than)
             for place in (inbox.output, inbox.done_dir, inbox.failed_dir):
                 if place is not None:
-                    remove_temps(place, recursive=True)
+                    remove_temps(place, recursive=True, older_than=older_than)
         walked = replace(inbox, path=folder, recursive=True) if folder is not None else inbox
         tracker = self.context.tracker
         queued = 0
@@ -185,11 +195,11 @@ class EventSink:
         self.scanner.request(inbox, reason, folder)
 
 
-def remove_temps(root: Path, *, recursive: bool) -> None:
+def remove_temps(root: Path, *, recursive: bool, older_than: float | None = None) -> None:
     """Remove temporary files a crash left in ``root`` (and below it when ``recursive``)."""
     removed = 0
     for folder, subfolders, _ in os.walk(root) if recursive else [(str(root), [], [])]:
-        removed += sidecar.remove_stale_temps(Path(folder))
+        removed += sidecar.remove_stale_temps(Path(folder), older_than=older_than)
         subfolders[:] = [name for name in subfolders if not name.startswith(".")]
     if removed:
         logger.info("removed %d temporary file(s) left by an earlier crash in %s", removed, root)

@@ -15,6 +15,7 @@ import random
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ocrwatch import current, engines, logs
 from ocrwatch.apikey import KeyHolder
@@ -27,9 +28,13 @@ from ocrwatch.metrics import Metrics
 from ocrwatch.once import default_workers, worker_threads
 from ocrwatch.outcome import Outcome, Status
 from ocrwatch.pipeline import process_file
-from ocrwatch.ratelimit import RequestGate
+from ocrwatch.ratelimit import Gate
 from ocrwatch.store import Attempts
 from ocrwatch.tracker import Entry
+
+if TYPE_CHECKING:
+    from ocrwatch.cluster.node import ClusterNode
+    from ocrwatch.resume import PageStore
 
 logger = logging.getLogger(__name__)
 
@@ -70,13 +75,16 @@ class Workers:
         self,
         context: Context,
         *,
-        gate: RequestGate,
+        gate: Gate,
         gate_watch: GateWatch,
         finisher: Finisher,
         metrics: Metrics,
         keys: KeyHolder | None,
+        node: ClusterNode | None = None,
     ) -> None:
+        """``node``: distributed mode's part of this host (jobs' page store, commit check, ack)."""
         self.context = context
+        self.node = node
         self.gate = gate
         self.gate_watch = gate_watch
         self.finisher = finisher
@@ -152,6 +160,10 @@ class Workers:
                 entry.attempt, entry.first_attempt = earlier.count, earlier.first_attempt
         entry.attempt += 1
         entry.first_attempt = entry.first_attempt or time.time()
+        resume: PageStore | None = store
+        before_commit = None
+        if self.node is not None and entry.job is not None:
+            resume, before_commit = self.node.pages, self.node.before_commit(entry)
         outcome = process_file(
             entry.path,
             inbox,
@@ -161,12 +173,16 @@ class Workers:
             first_attempt=entry.first_attempt,
             requests_before=entry.requests,
             follow_symlinks=inbox.config.follow_symlinks,
-            resume=store,
+            resume=resume,
             on_page=functools.partial(self._on_page, entry.path),
+            before_commit=before_commit,
         )
         self.context.stats.reading.pop(entry.path, None)
         if isinstance(outcome.error, OcrError):
             entry.requests += outcome.error.attempts
+        if self.node is not None:
+            # Before the tracker lets the entry go (or round again as a file found here).
+            self.node.settle(entry, outcome)
         self._handle(slot, entry, outcome)
 
     def _on_page(self, path: Path, done: int, total: int) -> None:

@@ -17,7 +17,7 @@ from ocrwatch.imaging import Upload
 if TYPE_CHECKING:
     from ocrwatch.apikey import ApiKey, KeyHolder
     from ocrwatch.config import Config
-    from ocrwatch.ratelimit import RequestGate
+    from ocrwatch.ratelimit import Gate
 
 __all__ = [
     "REGISTRY",
@@ -75,7 +75,7 @@ def create_engine(
     workers: int = 4,
     env: Mapping[str, str] | None = None,
     stop: threading.Event | None = None,
-    gate: RequestGate | None = None,
+    gate: Gate | None = None,
 ) -> OcrEngine:
     """A ready engine of kind ``name`` built from ``config``. Raises EngineUnavailableError."""
     setup = EngineSetup(

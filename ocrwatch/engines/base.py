@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
     from ocrwatch.apikey import ApiKey, KeyHolder
     from ocrwatch.config import Config
-    from ocrwatch.ratelimit import RequestGate
+    from ocrwatch.ratelimit import Gate
 
 
 @dataclass(frozen=True)
@@ -136,7 +136,7 @@ class EngineSetup:
     env: Mapping[str, str] | None = None
     stop: threading.Event | None = None
     """Set at shutdown: waits and retries end early."""
-    gate: RequestGate | None = None
+    gate: Gate | None = None
     """Shared by the ocr.space engine objects of a process (before and after a reload)."""
 
 

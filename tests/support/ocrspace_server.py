@@ -662,11 +662,16 @@ class FakeOcrSpace:
     ) -> None:
         """Start serving now; ``api_key=None`` takes any key; ``clock`` times the rate window.
 
+        ``hold(filename)``, when set, is called in the request's own thread before anything
+        is answered: a test that blocks in it holds that request in flight (to kill a client
+        while it waits). It may be changed while the server runs.
+
         ``answer_for(upload)`` may answer an accepted upload itself (return None to answer as
         usual): how a test fails one page of a document by what the page shows. It may be
         changed while the server runs.
         """
         self.answer_for = answer_for
+        self.hold: Callable[[str], None] | None = None
         self._lock = threading.Lock()
         self._recorded = threading.Condition(self._lock)
         self._records: list[RecordedRequest] = []
@@ -895,6 +900,9 @@ class FakeOcrSpace:
         return None
 
     def _answer(self, request: _Request, fault: str | None, started: float) -> Answer:
+        hold = self.hold
+        if hold is not None and request.files:
+            hold(request.files[0][0] or "")
         chosen = self.answer_for
         if chosen is not None and request.files and not request.problems:
             answer = chosen(request.files[0][1])

@@ -54,7 +54,7 @@ from ocrwatch.errors import (
 )
 from ocrwatch.imaging import Upload
 from ocrwatch.layout import ScaleShift, map_page
-from ocrwatch.ratelimit import BudgetSpent, RequestGate
+from ocrwatch.ratelimit import BudgetSpent, Gate, RequestGate
 
 if TYPE_CHECKING:
     import numpy as np
@@ -113,7 +113,7 @@ class OcrSpaceEngine(OcrEngine):
         *,
         pool_size: int = 4,
         stop: threading.Event | None = None,
-        gate: RequestGate | None = None,
+        gate: Gate | None = None,
         backoff_base: float = BACKOFF_BASE_SECONDS,
         rng: random.Random | None = None,
     ) -> None:
