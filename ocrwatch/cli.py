@@ -1,9 +1,14 @@
 """The ``ocrwatch`` command: parse arguments, call the work, map errors to exit codes.
 
-Exit codes: 0 success; 1 some files failed (``once``); 2 configuration or
-usage error, or the API key was rejected; 3 ``status`` found no daemon
-running; 130 interrupted. This is the only
-module that turns errors into exit codes.
+Exit codes: 0 success; 1 some files failed (``once``), or ``retry`` could
+not queue its files in Redis; 2 configuration or usage error, the API key
+was rejected, or ``check`` could not use the config's Redis; 3 ``status``
+found no daemon running; 130 interrupted. This is the only module that
+turns errors into exit codes.
+
+With a ``queue:`` section, ``status``, ``check`` and ``retry`` also look at
+the cluster (:mod:`ocrwatch.cluster.inspect`, imported only then), and
+``once`` leaves the shared inboxes to the cluster.
 """
 
 from __future__ import annotations
@@ -34,10 +39,11 @@ from ocrwatch.errors import (
     EXIT_NOT_RUNNING,
     EXIT_OK,
     AlreadyRunning,
+    ConfigError,
     OcrwatchError,
 )
 from ocrwatch.outcome import Outcome, Status
-from ocrwatch.plan import InboxPlan, Plan, make_plan
+from ocrwatch.plan import Plan, make_plan
 from ocrwatch.store import StateStore, default_state_dir
 
 logger = logging.getLogger("ocrwatch")
@@ -45,6 +51,11 @@ logger = logging.getLogger("ocrwatch")
 SIDECAR_SCHEMA = Path(__file__).with_name("schemas") / "sidecar.schema.json"
 SHOWN_UNREADABLE = 5
 """Waiting documents that cannot be opened named per inbox by ``check``; the rest are counted."""
+SHARED_INBOXES = (
+    "{what} shared through Redis (queue: in {config}): the cluster's hosts read {them}, and "
+    "'ocrwatch once' beside them could send files twice. Use 'ocrwatch status' and 'ocrwatch "
+    "retry', or name files outside the inboxes."
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -154,8 +165,8 @@ def _parser() -> argparse.ArgumentParser:
     status = commands.add_parser(
         "status",
         help="show what the running daemon is doing (per inbox, and ocr.space's pause)",
-        description="Read the daemon's status from its state folder without disturbing it. "
-        "Exit 0 when a daemon runs, 3 when none does.",
+        description="Read the daemon's status from its state folder without disturbing it; "
+        "with queue:, the cluster's too, from Redis. Exit 0 when a daemon runs here, 3 when none does.",
     )
     _common(status, suppress=True)
     status.add_argument("--json", action="store_true", help="print the raw status as JSON")
@@ -170,7 +181,8 @@ def _parser() -> argparse.ArgumentParser:
         "retry",
         help="send failed files back through OCR (all, or the named ones)",
         description="Remove the error sidecars of failed files (moving files out of failed_dir back "
-        "into their inbox) and ask a running daemon to rescan now.",
+        "into their inbox) and ask a running daemon to rescan now; with queue:, queue them for "
+        "the cluster's hosts.",
     )
     _common(retry, suppress=True)
     retry.add_argument(
@@ -232,7 +244,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         backlog = quota.count(inbox)
         total += backlog
         print()
-        print(_describe_inbox(plan, inbox))
+        print(inspection.describe_inbox(plan, inbox))
         print(f"  waiting:   {backlog.describe()}")
         for path, problem in backlog.unreadable[:SHOWN_UNREADABLE]:
             print(f"  unreadable: {path.relative_to(inbox.path)}: {problem}")
@@ -241,70 +253,32 @@ def cmd_check(args: argparse.Namespace) -> int:
     print()
     if len(plan.inboxes) > 1:
         print(f"waiting in all: {total.describe()}")
+    if plan.config.queue is not None:
+        _check_queue(plan)
     print(f"OK: {len(plan.inboxes)} inbox(es)")
     return EXIT_OK
 
 
-def _describe_inbox(plan: Plan, inbox: InboxPlan) -> str:
-    from ocrwatch import quota  # late, as in cmd_check
+def _check_queue(plan: Plan) -> None:
+    """Print what the config's Redis looks like; raises ConfigError when it cannot be used."""
+    from ocrwatch.cluster import inspect as cluster  # only with queue: (loads redis-py)
 
-    rules = inbox.rules
-    config = plan.config
-    if rules.engine == "ocrspace":
-        engine = (
-            f"ocrspace (OCREngine {config.ocrspace.ocr_engine}, upload budget "
-            f"{config.ocrspace.max_upload_bytes} bytes, endpoint {', '.join(config.ocrspace.endpoint)})"
-        )
-    else:
-        engine = f"tesseract (local, deskew {'on' if config.tesseract.deskew else 'off'})"
-    lines = [
-        f"inboxes[{inbox.index}]: {inbox.path}",
-        f"  engine:    {engine}",
-        f"             because {inbox.engine_reason}",
-        f"  language:  {rules.language}",
-        f"  patterns:  {' '.join(inbox.config.patterns)}{' (recursive)' if inbox.recursive else ''}",
-        f"  documents: {quota.describe_documents(inbox)}",
-        f"  crop:      {_describe_rule(rules.crop.describe()) if rules.crop else 'none (whole image)'}",
-    ]
-    if rules.regions:
-        lines.append(
-            "  regions:   "
-            + "; ".join(f"{name} {_describe_rule(rule.describe())}" for name, rule in rules.regions)
-        )
-    lines.append(f"  output:    {inbox.output or 'next to each image'}")
-    lines.append(f"  formats:   {_describe_formats(inbox)}")
-    options = [f"orientation detection {'on' if rules.detect_orientation else 'off'}"]
-    if rules.engine == "ocrspace":
-        options += [
-            f"scale {'on' if rules.option('scale') else 'off'}",
-            f"table {'on' if rules.option('table') else 'off'}",
-        ]
-    lines.append(f"  options:   {', '.join(options)}")
-    return "\n".join(lines)
-
-
-def _describe_formats(inbox: InboxPlan) -> str:
-    outputs = inbox.outputs
-    described = ", ".join(outputs.formats)
-    if "pdf" in outputs.formats:
-        pdf = inbox.config.searchable_pdf
-        level = "plain" if pdf.pdfa == "none" else f"PDF/A-{pdf.pdfa}, else {pdf.on_pdfa_failure}"
-        described += (
-            f" (searchable PDF: {level}, rotate pages {'on' if pdf.rotate_pages else 'off'})"
-        )
-    if inbox.rules.orient_locally:
-        described += "; pages turned upright here before upload, for word boxes"
-    return described
-
-
-def _describe_rule(rule: dict[str, str]) -> str:
-    return " ".join(f"{key}={value}" for key, value in rule.items())
+    state_dir = inspection.daemon_state(plan).state_dir
+    report = cluster.redis_check(plan, plan.loaded.path, state_dir=state_dir)
+    print("\n".join(cluster.render_check(report)), end="\n\n")
+    problem = report["unreachable"] or next(iter(report.get("problems") or []), None)
+    if problem:
+        raise ConfigError(f"{plan.loaded.where(['queue', 'url'])}{problem}")
 
 
 def cmd_once(args: argparse.Namespace) -> int:
     """``ocrwatch once``: process what is there now, print a summary, exit 0/1."""
     loaded = _load(args, allow_default=bool(args.paths))
     plan = make_plan(loaded, require_inboxes=not args.paths, check_folders=not args.paths)
+    if plan.config.queue is not None and not args.paths and plan.inboxes:
+        raise AlreadyRunning(
+            SHARED_INBOXES.format(what="the inboxes are", them="them", config=plan.loaded.source)
+        )
     if not args.paths and plan.inboxes:
         running = inspection.daemon_state(plan)
         if running.running:
@@ -314,6 +288,11 @@ def cmd_once(args: argparse.Namespace) -> int:
             )
     _log_plan(plan)
     jobs = once.collect(plan, args.paths, recursive=args.recursive)
+    if plan.config.queue is not None and (
+        shared := [job.path for job in jobs if any(i.contains(job.path) for i in plan.inboxes)]
+    ):
+        what = f"{shared[0]} is in an inbox"
+        raise AlreadyRunning(SHARED_INBOXES.format(what=what, them="it", config=plan.loaded.source))
     if not jobs:
         logger.info("no images found")
         return EXIT_OK
@@ -373,20 +352,24 @@ def cmd_status(args: argparse.Namespace) -> int:
     """``ocrwatch status``."""
     plan = make_plan(_load(args), check_folders=False, require_inboxes=False)
     state = inspection.daemon_state(plan)
+    view = None
+    if plan.config.queue is not None:
+        from ocrwatch.cluster import inspect as cluster  # only with queue: (loads redis-py)
+
+        view = cluster.cluster_view(plan, plan.loaded.path, state_dir=state.state_dir)
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "running": state.running,
-                    "pid": state.pid,
-                    "state_dir": str(state.state_dir),
-                    "status": state.snapshot,
-                },
-                indent=2,
-            )
-        )
+        shown = {
+            "running": state.running,
+            "pid": state.pid,
+            "state_dir": str(state.state_dir),
+            "status": state.snapshot,
+        }
+        print(json.dumps({**shown, "cluster": view} if view is not None else shown, indent=2))
     else:
         print(inspection.render_status(state))
+        if view is not None:
+            print(f"\n{cluster.render_cluster(view)}")
+    # The local daemon decides the exit code; the cluster section is shown either way.
     return EXIT_OK if state.running else EXIT_NOT_RUNNING
 
 
@@ -417,8 +400,8 @@ def cmd_retry(args: argparse.Namespace) -> int:
     plan = make_plan(_load(args), check_folders=False)
     targets = [Path(path) for path in args.paths]
     done = inspection.retry(plan, targets)
-    for failure, action in done:
-        print(f"{failure.image}: {action}")
+    for retried in done:
+        print(f"{retried.failure.image}: {retried.action}")
     if targets and len(done) < len(targets):
         print(
             f"ocrwatch: {len(targets) - len(done)} of the named paths are not failed files",
@@ -427,6 +410,15 @@ def cmd_retry(args: argparse.Namespace) -> int:
     if not done:
         print("nothing to retry")
         return EXIT_OK if not targets else EXIT_FAILURES
+    if plan.config.queue is not None:
+        from ocrwatch.cluster import inspect as cluster  # only with queue: (loads redis-py)
+
+        # The cluster reads them: a job each (raises RedisUnavailable, exit 1, when Redis fails).
+        files = [(retried.path, retried.failure.inbox) for retried in done]
+        state_dir = inspection.daemon_state(plan).state_dir
+        for path, action in cluster.requeue(plan, files, plan.loaded.path, state_dir=state_dir):
+            print(f"{path}: {action}")
+        return EXIT_OK
     if inspection.ask_for_rescan(inspection.daemon_state(plan)):
         print("the running daemon was asked to pick them up now")
     else:

@@ -1,10 +1,13 @@
-"""Looking at a daemon from outside: ``ocrwatch status``, ``failed`` and ``retry``.
+"""Looking at a daemon and its config from outside: ``status``, ``failed``, ``retry``, ``check``'s inboxes.
 
 Nothing here talks to the daemon except ``retry``'s SIGUSR1 (rescan now). The
 status comes from ``status.json``, which the daemon rewrites atomically every
 few seconds in its state folder; whether it runs comes from the process id in
 its lock file. Failures come from the ``.error.json`` sidecars themselves,
-which are the truth whether or not a daemon runs.
+which are the truth whether or not a daemon runs. What ``check`` prints of
+each inbox (engine and why, rules, formats) is the plan in words. In
+distributed mode the cluster's side of these commands is
+:mod:`ocrwatch.cluster.inspect`'s.
 """
 
 from __future__ import annotations
@@ -148,6 +151,64 @@ def render_status(state: DaemonState) -> str:
     return "\n".join(lines)
 
 
+def describe_inbox(plan: Plan, inbox: InboxPlan) -> str:
+    """What ``ocrwatch check`` prints of one inbox: its folder, engine and why, its rules."""
+    # Late: quota loads the PDF and TIFF readers, which the other commands load only for a document.
+    from ocrwatch import quota
+
+    rules = inbox.rules
+    config = plan.config
+    if rules.engine == "ocrspace":
+        engine = (
+            f"ocrspace (OCREngine {config.ocrspace.ocr_engine}, upload budget "
+            f"{config.ocrspace.max_upload_bytes} bytes, endpoint {', '.join(config.ocrspace.endpoint)})"
+        )
+    else:
+        engine = f"tesseract (local, deskew {'on' if config.tesseract.deskew else 'off'})"
+    lines = [
+        f"inboxes[{inbox.index}]: {inbox.path}",
+        f"  engine:    {engine}",
+        f"             because {inbox.engine_reason}",
+        f"  language:  {rules.language}",
+        f"  patterns:  {' '.join(inbox.config.patterns)}{' (recursive)' if inbox.recursive else ''}",
+        f"  documents: {quota.describe_documents(inbox)}",
+        f"  crop:      {_describe_rule(rules.crop.describe()) if rules.crop else 'none (whole image)'}",
+    ]
+    if rules.regions:
+        lines.append(
+            "  regions:   "
+            + "; ".join(f"{name} {_describe_rule(rule.describe())}" for name, rule in rules.regions)
+        )
+    lines.append(f"  output:    {inbox.output or 'next to each image'}")
+    lines.append(f"  formats:   {_describe_formats(inbox)}")
+    options = [f"orientation detection {'on' if rules.detect_orientation else 'off'}"]
+    if rules.engine == "ocrspace":
+        options += [
+            f"scale {'on' if rules.option('scale') else 'off'}",
+            f"table {'on' if rules.option('table') else 'off'}",
+        ]
+    lines.append(f"  options:   {', '.join(options)}")
+    return "\n".join(lines)
+
+
+def _describe_formats(inbox: InboxPlan) -> str:
+    outputs = inbox.outputs
+    described = ", ".join(outputs.formats)
+    if "pdf" in outputs.formats:
+        pdf = inbox.config.searchable_pdf
+        level = "plain" if pdf.pdfa == "none" else f"PDF/A-{pdf.pdfa}, else {pdf.on_pdfa_failure}"
+        described += (
+            f" (searchable PDF: {level}, rotate pages {'on' if pdf.rotate_pages else 'off'})"
+        )
+    if inbox.rules.orient_locally:
+        described += "; pages turned upright here before upload, for word boxes"
+    return described
+
+
+def _describe_rule(rule: dict[str, str]) -> str:
+    return " ".join(f"{key}={value}" for key, value in rule.items())
+
+
 @dataclass(frozen=True)
 class Failure:
     """One failed file and its error sidecar (a partial document's lists its failed pages)."""
@@ -208,7 +269,16 @@ def _error_folders(inbox: InboxPlan) -> list[Path]:
     return [folder for folder in folders if folder.is_dir()]
 
 
-def retry(plan: Plan, targets: list[Path]) -> list[tuple[Failure, str]]:
+@dataclass(frozen=True)
+class Retried:
+    """A failed file sent back: what was done, and where the file is now."""
+
+    failure: Failure
+    action: str
+    path: Path
+
+
+def retry(plan: Plan, targets: list[Path]) -> list[Retried]:
     """Send failed files back: drop their error sidecars; files in a failed folder move back.
 
     ``targets`` empty means every failure; otherwise images or error sidecars.
@@ -227,17 +297,14 @@ def retry(plan: Plan, targets: list[Path]) -> list[tuple[Failure, str]]:
             sidecar.remove_quietly(failure.error_file)
             target_folder.mkdir(parents=True, exist_ok=True)
             after.move(failure.image, target)
-            done.append((failure, f"moved back to {target}"))
+            done.append(Retried(failure, f"moved back to {target}", target))
         else:
             sidecar.remove_quietly(failure.error_file)
             pages = failure.record.get("failed_pages")
-            done.append(
-                (
-                    failure,
-                    "error sidecar removed"
-                    + (f"; its {len(pages)} failed page(s) will be read again" if pages else ""),
-                )
+            action = "error sidecar removed" + (
+                f"; its {len(pages)} failed page(s) will be read again" if pages else ""
             )
+            done.append(Retried(failure, action, failure.image))
     return done
 
 

@@ -21,6 +21,18 @@ Metric names and their labels:
 ``ocrwatch_ratelimit_pauses_total``, ``ocrwatch_ocrspace_paused``
     pauses ordered by ocr.space, and 1 while one lasts.
 ``ocrwatch_info{version}``
+
+In distributed mode (``queue:``), fed by the daemon through :meth:`Metrics.set_cluster`:
+
+``ocrwatch_cluster_queue_entries{inbox}``
+    entries in the inbox's queue (by inbox id), waiting or held by any host;
+    an inbox whose depth is unknown (Redis unreachable) has no series.
+``ocrwatch_cluster_held_entries``
+    entries this host holds (reading them, or about to).
+``ocrwatch_cluster_deliveries_total``
+    entries this host took from the queue: new, resumed after a crash, taken over.
+``ocrwatch_cluster_redis_reachable``
+    1 while Redis answers, 0 while it does not (nothing new is taken or sent).
 """
 
 from __future__ import annotations
@@ -102,6 +114,29 @@ class Metrics:
             "ocrwatch_info", "The running ocrwatch version.", ["version"], registry=self.registry
         )
         info.labels(version=__version__).set(1)
+        self.cluster_entries = Gauge(
+            "ocrwatch_cluster_queue_entries",
+            "Entries in an inbox's shared queue, waiting or held, by inbox id.",
+            ["inbox"],
+            registry=self.registry,
+        )
+        self.cluster_held = Gauge(
+            "ocrwatch_cluster_held_entries",
+            "Queue entries this host holds.",
+            registry=self.registry,
+        )
+        self.cluster_deliveries = Counter(
+            "ocrwatch_cluster_deliveries",
+            "Queue entries this host took: new, resumed, taken over.",
+            registry=self.registry,
+        )
+        self.cluster_reachable = Gauge(
+            "ocrwatch_cluster_redis_reachable",
+            "1 while the cluster's Redis answers, else 0.",
+            registry=self.registry,
+        )
+        self._cluster_inboxes: set[str] = set()
+        self._deliveries_seen = 0
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -121,6 +156,23 @@ class Metrics:
     def set_queue(self, counts: dict[str, int]) -> None:
         for state, count in counts.items():
             self.queue.labels(state=state).set(count)
+
+    def set_cluster(
+        self, depths: dict[str, int], held: int, deliveries: int, reachable: bool
+    ) -> None:
+        """Distributed mode's state (from the main loop): queue depth per inbox id, entries held
+        here, deliveries taken since start (a running total), whether Redis answers."""
+        for inbox in self._cluster_inboxes - depths.keys():
+            self.cluster_entries.remove(inbox)
+        for inbox, count in depths.items():
+            self.cluster_entries.labels(inbox=inbox).set(count)
+        self._cluster_inboxes = set(depths)
+        self.cluster_held.set(held)
+        # The node counts from its start; the counter takes what is new since the last call.
+        if deliveries > self._deliveries_seen:
+            self.cluster_deliveries.inc(deliveries - self._deliveries_seen)
+        self._deliveries_seen = max(self._deliveries_seen, deliveries)
+        self.cluster_reachable.set(1 if reachable else 0)
 
     def serve(self, host: str, port: int) -> None:
         """Serve ``/metrics`` on ``host:port`` from a background thread. Raises OSError if it cannot bind."""
