@@ -35,6 +35,7 @@ MEASUREMENTS = {
     "documents": "benchmarks.documents",
     "formats": "benchmarks.formats",
     "once": "benchmarks.once",
+    "cluster": "benchmarks.cluster",
 }
 
 

@@ -67,6 +67,12 @@ class Size:
     backlog_files: int
     accuracy_pages: int | None
     accuracy_repeats: int
+    cluster_images: int
+    """Files in each cluster throughput batch; a multiple of 48 fills every wave of 8, 16 and 24."""
+    cluster_rounds: int
+    cluster_latency: float
+    cluster_drops: int
+    """Files dropped one at a time on each side of the queue-overhead comparison."""
 
 
 SIZES: dict[str, Size] = {
@@ -87,6 +93,10 @@ SIZES: dict[str, Size] = {
         backlog_files=200,
         accuracy_pages=2,
         accuracy_repeats=1,
+        cluster_images=24,
+        cluster_rounds=1,
+        cluster_latency=0.2,
+        cluster_drops=4,
     ),
     "small": Size(
         latency_images=40,
@@ -105,6 +115,10 @@ SIZES: dict[str, Size] = {
         backlog_files=2000,
         accuracy_pages=None,
         accuracy_repeats=1,
+        cluster_images=240,
+        cluster_rounds=2,
+        cluster_latency=1.0,
+        cluster_drops=30,
     ),
     "full": Size(
         latency_images=200,
@@ -123,6 +137,10 @@ SIZES: dict[str, Size] = {
         backlog_files=10_000,
         accuracy_pages=None,
         accuracy_repeats=3,
+        cluster_images=480,
+        cluster_rounds=3,
+        cluster_latency=1.0,
+        cluster_drops=100,
     ),
 }
 
