@@ -120,6 +120,6 @@ def test_a_job_of_another_version_is_held_not_misread(cluster: Cluster) -> None:
     wait_until(lambda: "format version 99" in host.log(), 10, message="the refusal logged")
     assert not sidecar(cluster.inbox / "future.png", ".error.json").exists()
     host.stop()
-    entries = redis.xrange(stream)
-    assert [future] == [fields["job"] for _, fields in entries]
+    entries = redis.xrange(stream) or []
+    assert [future] == [fields["job"] for _, fields in entries if fields is not None]
     assert 0 == redis.xpending(stream, "workers")["pending"]

@@ -8,8 +8,9 @@ arrival times), as the API itself would count it.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,11 +40,14 @@ def most_in_any_window(arrivals: list[float], seconds: float) -> int:
     return most
 
 
+MakeCluster = Callable[..., Cluster]
+
+
 @pytest.fixture
-def make_cluster(tmp_path: Path, redis_server: RedisServer) -> Iterator[callable]:  # type: ignore[valid-type]
+def make_cluster(tmp_path: Path, redis_server: RedisServer) -> Iterator[MakeCluster]:
     made: list[Cluster] = []
 
-    def make(server: FakeOcrSpace, **top: object) -> Cluster:
+    def make(server: FakeOcrSpace, **top: Any) -> Cluster:
         cluster = Cluster(tmp_path, redis_server, server, workers=2, **top)
         made.append(cluster)
         return cluster
@@ -53,7 +57,7 @@ def make_cluster(tmp_path: Path, redis_server: RedisServer) -> Iterator[callable
         cluster.close()
 
 
-def test_the_rate_limit_holds_for_all_hosts_together(make_cluster) -> None:  # type: ignore[no-untyped-def]
+def test_the_rate_limit_holds_for_all_hosts_together(make_cluster: MakeCluster) -> None:
     """rate_limit 3 per 2 s over three hosts: no 2-second window at the server holds more than 3."""
     with FakeOcrSpace(mode="text", api_key=KEY) as server:
         cluster = make_cluster(server, ocrspace={"rate_limit": {"requests": 3, "per_seconds": 2}})
@@ -68,7 +72,7 @@ def test_the_rate_limit_holds_for_all_hosts_together(make_cluster) -> None:  # t
     assert max(arrivals) - min(arrivals) < 12, sorted(arrivals)
 
 
-def test_a_rate_limit_answer_stops_every_host_for_its_window(make_cluster) -> None:  # type: ignore[no-untyped-def]
+def test_a_rate_limit_answer_stops_every_host_for_its_window(make_cluster: MakeCluster) -> None:
     """The API's own rate-limit answer to one host holds every host until the window it names ends."""
     with FakeOcrSpace(mode="text", api_key=KEY, rate_limit=(4, 3)) as server:
         cluster = make_cluster(server)
@@ -88,7 +92,9 @@ def test_a_rate_limit_answer_stops_every_host_for_its_window(make_cluster) -> No
     assert len(paused) == 3, cluster.logs()
 
 
-def test_a_rejected_key_stops_every_host_loudly(make_cluster, redis_server: RedisServer) -> None:  # type: ignore[no-untyped-def]
+def test_a_rejected_key_stops_every_host_loudly(
+    make_cluster: MakeCluster, redis_server: RedisServer
+) -> None:
     """One host's key rejection stops all three: no request leaves afterwards, each says why."""
     with FakeOcrSpace(mode="text", api_key="ANOTHER-KEY") as server:
         cluster = make_cluster(server)
@@ -101,8 +107,9 @@ def test_a_rejected_key_stops_every_host_loudly(make_cluster, redis_server: Redi
         assert settled == len(server.requests), "requests went on after the key was rejected"
         assert settled <= 3 * 2, f"{settled} requests: hosts did not stop together"
         for daemon in hosts:
+            log = daemon.log
             wait_until(
-                lambda daemon=daemon: "API key" in daemon.log() and "CRITICAL" in daemon.log(),
+                lambda log=log: "API key" in log() and "CRITICAL" in log(),  # type: ignore[misc]
                 10,
                 message=f"{daemon.workdir.name} says the key was rejected",
             )

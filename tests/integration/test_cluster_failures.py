@@ -190,8 +190,11 @@ def test_redis_unreachable_holds_new_work_and_lets_running_work_finish(
     assert 1 == len(server.requests), [r.filename for r in server.requests]
     assert not any(sidecar(p, ".json").exists() for p in later)
     for daemon in hosts:
+        messages = daemon.notify.all
         wait_until(
-            lambda daemon=daemon: any("Redis" in m.get("STATUS", "") for m in daemon.notify.all()),
+            lambda messages=messages: any(  # type: ignore[misc]
+                "Redis" in m.get("STATUS", "") for m in messages()
+            ),
             15,
             message=f"{daemon.workdir.name}'s status line naming Redis",
         )

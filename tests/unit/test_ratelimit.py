@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from ocrwatch.config import RateLimitConfig
-from ocrwatch.errors import Interrupted
 from ocrwatch.counting import WINDOW_KEY
+from ocrwatch.errors import Interrupted
 from ocrwatch.ratelimit import RequestGate
 from ocrwatch.store import StateStore
 

@@ -11,6 +11,7 @@ import pytest
 
 from ocrwatch import once
 from ocrwatch.config import load_config
+from ocrwatch.counting import COUNT_KEY, day_start
 from ocrwatch.daemon.context import Context
 from ocrwatch.daemon.reporting import GateWatch
 from ocrwatch.errors import Interrupted
@@ -18,7 +19,6 @@ from ocrwatch.inspection import DaemonState, render_status
 from ocrwatch.metrics import Metrics
 from ocrwatch.outcome import Status
 from ocrwatch.plan import make_plan
-from ocrwatch.counting import COUNT_KEY, day_start
 from ocrwatch.ratelimit import BudgetSpent, RequestGate
 from ocrwatch.store import StateStore
 from ocrwatch.tracker import Tracker

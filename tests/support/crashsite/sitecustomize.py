@@ -20,14 +20,14 @@ MARK = "crash"
 def _install() -> None:
     from ocrwatch import pipeline
 
-    original = pipeline.read_source
+    original = pipeline.read_source  # type: ignore[attr-defined]
 
     def read_source(path: Path, **options: Any) -> Any:
         if MARK in Path(path).name:
             os.kill(os.getpid(), signal.SIGSEGV)
         return original(path, **options)
 
-    pipeline.read_source = read_source  # type: ignore[assignment]
+    pipeline.read_source = read_source  # type: ignore[attr-defined]
 
 
 with contextlib.suppress(ImportError):  # a process that is not ocrwatch's: nothing to break
