@@ -293,7 +293,14 @@ class Holdings:
             logger.warning("cluster: %s: %s; its result here is dropped", entry.path, outcome.error)
             self._done(delivery, ack=False)
         elif outcome.status in KEPT:
-            return  # tried again here later (or handed back at a stop), its lease kept alive
+            # Tried again here later (or handed back at a stop), its lease kept alive. A
+            # suspect that got this far did not crash the process: others may start beside it.
+            with self._lock:
+                cleared = delivery.id in self._alone
+                self._alone.discard(delivery.id)
+            if cleared:
+                self._freed.set()
+            return
         else:
             self._done(delivery, ack=True)
         entry.job = None
