@@ -182,9 +182,11 @@ def open_document(
     info = imaging.probe(data, max_pixels=rules.max_pixels)
     if info.format == "TIFF" and info.frames > 1:
         return _open_tiff(data, rules)
+    # The opener asks the source for the bytes when the page opens, and holds none itself:
+    # once the page is prepared, releasing the source lets them go (see Source.release).
     return OpenDocument(
         format=info.format,
-        openers=[functools.partial(_open_image, data, rules, engine)],
+        openers=[functools.partial(_open_image, source, rules, engine)],
         frames=info.frames,
     )
 
@@ -284,14 +286,19 @@ def _open_tiff_page(document: TiffDocument, lock: threading.Lock, index: int) ->
     )
 
 
-def _open_image(data: bytes, rules: Rules, engine: OcrEngine) -> PageInput:
+def _open_image(source: Source, rules: Rules, engine: OcrEngine) -> PageInput:
     """Check the file decodes completely; decode its pixels only if they will surely be needed.
 
     When the whole file goes to an engine that reads the file's own bytes (a
     plain JPEG within the ocr.space budget), building the pixel array is
     wasted work: the file is only verified, and decoding is left to whoever
-    asks for the pixels (a fallback encode). Raises ImageError.
+    asks for the pixels (a fallback encode). A one-page TIFF left on disk is
+    read from its descriptor again here (:meth:`Source.changed` tells whether
+    it still holds the bytes hashed). Raises ImageError.
     """
+    data = source.data
+    if isinstance(data, FileBytes):
+        data = data[:]
     if rules.crop is None and not rules.regions:
         info = imaging.probe(data, max_pixels=rules.max_pixels)
         if engine.takes_original(data, info):

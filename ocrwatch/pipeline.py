@@ -157,7 +157,7 @@ def _outputs_only(path: Path, inbox: InboxPlan, source: Source, facts: FileFacts
     paths = inbox.sidecars(path)
     sidecar.preflight(paths.result.parent)
     written = write.rewrite_outputs(
-        paths, inbox.outputs, record, formats, write.opener(source.data), inbox.pdf_password
+        paths, inbox.outputs, record, formats, write.opener(source), inbox.pdf_password
     )
     partial = record.get("status") == "partial"
     return Outcome(
@@ -235,7 +235,15 @@ def _process(
                     on_page=on_page,
                 )
             else:
-                page, decode_seconds = read_page(path, document.openers[0], rules, engine)
+                # Unless an output is made from the file itself, its bytes are dead weight
+                # once the page is prepared: they go before the request is sent.
+                page, decode_seconds = read_page(
+                    path,
+                    document.openers[0],
+                    rules,
+                    engine,
+                    on_prepared=None if inbox.outputs.reads_original else source.release,
+                )
                 entries = [page_entry(page, rules)]
         if source.changed():
             if resume is not None:
@@ -277,7 +285,7 @@ def _process(
             inbox.outputs,
             text,
             record,
-            write.opener(source.data),
+            write.opener(source),
             failure=failure,
             password=inbox.pdf_password,
         )

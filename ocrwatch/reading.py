@@ -256,11 +256,17 @@ def _about(facts: PageFacts) -> Iterator[None]:
 
 
 def read_page(
-    path: Path, open_page: PageOpener, rules: Rules, engine: OcrEngine
+    path: Path,
+    open_page: PageOpener,
+    rules: Rules,
+    engine: OcrEngine,
+    *,
+    on_prepared: Callable[[], None] | None = None,
 ) -> tuple[PageResult, float]:
     """One page opened, cropped, its parts prepared, then read; and the seconds spent opening it.
 
-    Raises what opening, preparing and reading raise (ImageError, GeometryError, OcrError...).
+    ``on_prepared`` is called once the parts are prepared and the page let go, before any is
+    read. Raises what opening, preparing and reading raise (ImageError, OcrError...).
     """
     started = time.perf_counter()
     with engine.preparing():
@@ -277,6 +283,8 @@ def read_page(
         # What the engine needs is in `prepared` now (for ocr.space, the fitted
         # uploads): let the decoded page go before waiting for a request slot.
         del page
+    if on_prepared is not None:
+        on_prepared()
     with _about(facts):
         results = tuple(
             (target, _in_part_pixels(engine.finish(request), turn))

@@ -12,6 +12,12 @@ megabytes, so it is hashed as it streams past and stays on disk: its
 and memory holds pages, not the file. Whoever reads such a source asks
 :meth:`Source.changed` before trusting what was read: a file written to in
 place while its pages were read no longer matches its hash.
+
+An image's bytes are needed until its page is prepared for the engine, and
+afterwards only by an output made from the file itself (the searchable
+PDF): :meth:`Source.release` lets them go once nothing will read them
+again, so that a file waiting for its answer holds its upload, not itself.
+The facts (hash, size, times) stay: they describe the bytes that were read.
 """
 
 from __future__ import annotations
@@ -19,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, overload
 
@@ -130,7 +135,6 @@ class FileBytes(Closing):
             self._handle = -1
 
 
-@dataclass(frozen=True)
 class Source(Closing):
     """The bytes of one file and the facts that identify them.
 
@@ -138,12 +142,41 @@ class Source(Closing):
     document; close the source (or use it as a context manager) when done.
     """
 
-    path: Path
-    data: bytes | FileBytes = field(repr=False)
-    size: int
-    mtime_ns: int
-    ctime_ns: int
-    sha256: str
+    def __init__(
+        self,
+        path: Path,
+        data: bytes | FileBytes,
+        *,
+        size: int,
+        mtime_ns: int,
+        ctime_ns: int,
+        sha256: str,
+    ) -> None:
+        self.path = path
+        self._data: bytes | FileBytes | None = data
+        self.size = size
+        self.mtime_ns = mtime_ns
+        self.ctime_ns = ctime_ns
+        self.sha256 = sha256
+
+    def __repr__(self) -> str:
+        return f"Source({str(self.path)!r}, size={self.size}, sha256={self.sha256!r})"
+
+    @property
+    def data(self) -> bytes | FileBytes:
+        """The file's bytes (an image) or its :class:`FileBytes` (a document).
+
+        Raises SourceReleased once :meth:`release` let an image's bytes go.
+        """
+        if self._data is None:
+            raise SourceReleased(f"{self.path}: its bytes were let go once its page was prepared")
+        return self._data
+
+    def release(self) -> None:
+        """Let an image's bytes go: nothing will read them again (its page is prepared and no
+        output is made from the file itself). A document's stay on disk until :meth:`close`."""
+        if isinstance(self._data, bytes):
+            self._data = None
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -158,12 +191,16 @@ class Source(Closing):
 
     def changed(self) -> bool:
         """True when the file on disk no longer holds the bytes hashed (only a document is
-        read from disk after it was hashed; an image's bytes are all in hand)."""
-        return isinstance(self.data, FileBytes) and self.data.changed()
+        read from disk after it was hashed; an image's bytes were all in hand)."""
+        return isinstance(self._data, FileBytes) and self._data.changed()
 
     def close(self) -> None:
-        if isinstance(self.data, FileBytes):
-            self.data.close()
+        if isinstance(self._data, FileBytes):
+            self._data.close()
+
+
+class SourceReleased(RuntimeError):
+    """An image's bytes were asked for after :meth:`Source.release` let them go: a bug."""
 
 
 class SourceGone(Exception):

@@ -41,7 +41,7 @@ from ocrwatch.config import DEFAULT_FORMATS, InboxConfig
 from ocrwatch.errors import OutputError
 from ocrwatch.outputs.model import Document, document_of
 from ocrwatch.sidecar import SidecarPaths
-from ocrwatch.source import FileBytes
+from ocrwatch.source import Source
 from ocrwatch.staging import Staged, discard, stage_bytes, stage_file
 
 logger = logging.getLogger(__name__)
@@ -65,6 +65,12 @@ class OutputSettings:
     @property
     def writes_text(self) -> bool:
         return "txt" in self.formats
+
+    @property
+    def reads_original(self) -> bool:
+        """True when a file is made from the input's own bytes (the searchable PDF), not
+        only from its record."""
+        return "pdf" in self.formats
 
     @property
     def model_formats(self) -> tuple[str, ...]:
@@ -287,8 +293,12 @@ def _refused(name: str, error: Exception) -> bool:
     return isinstance(error, PdfOutputError) and error.classification != "output"
 
 
-def opener(data: bytes | FileBytes) -> OpenOriginal:
-    """An :data:`OpenOriginal` over a source's data: bytes in memory, or a file on disk."""
-    if isinstance(data, bytes):
-        return lambda: io.BytesIO(data)
-    return data.stream
+def opener(source: Source) -> OpenOriginal:
+    """An :data:`OpenOriginal` over a source's data, asked for only when a writer opens it
+    (an image's bytes are let go early in an inbox that writes no file from them)."""
+
+    def open_original() -> BinaryIO:
+        data = source.data
+        return io.BytesIO(data) if isinstance(data, bytes) else data.stream()
+
+    return open_original
