@@ -10,36 +10,14 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
-
-from tests.support.cluster import INBOX_ID, LEASE_SECONDS, Cluster
+from tests.support.cluster import INBOX_ID, LEASE_SECONDS, Cluster, names
 from tests.support.ocrspace_server import FakeOcrSpace
-from tests.support.redis_server import RedisServer
-from tests.support.rig import KEY
 from tests.support.verdicts import sidecar, temporaries
 from tests.support.waiting import wait_until
 
+SERVER_LATENCY = 0.2
 DONE_TIMEOUT = 60.0
-
-
-@pytest.fixture
-def server() -> Iterator[FakeOcrSpace]:
-    with FakeOcrSpace(mode="text", api_key=KEY, latency=0.2) as fake:
-        yield fake
-
-
-@pytest.fixture
-def cluster(tmp_path: Path, redis_server: RedisServer, server: FakeOcrSpace) -> Iterator[Cluster]:
-    hosts = Cluster(tmp_path, redis_server, server, workers=2)
-    yield hosts
-    hosts.close()
-
-
-def names(count: int, prefix: str = "page") -> list[str]:
-    return [f"{prefix}-{number:03d}.png" for number in range(count)]
 
 
 def test_three_hosts_read_every_file_once(cluster: Cluster, server: FakeOcrSpace) -> None:

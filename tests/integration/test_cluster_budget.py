@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.cluster import Cluster
+from tests.support.cluster import Cluster, names
 from tests.support.ocrspace_server import FakeOcrSpace
 from tests.support.redis_server import RedisServer
 from tests.support.rig import KEY
@@ -23,10 +23,6 @@ from tests.support.waiting import wait_until
 DONE_TIMEOUT = 90.0
 NETWORK_MARGIN = 0.1
 """Two requests admitted S seconds apart may arrive a little closer than S."""
-
-
-def names(count: int, prefix: str = "page") -> list[str]:
-    return [f"{prefix}-{number:03d}.png" for number in range(count)]
 
 
 def most_in_any_window(arrivals: list[float], seconds: float) -> int:

@@ -11,22 +11,20 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from PIL import Image
 
-from tests.support.cluster import LEASE_SECONDS, Cluster
+from tests.support.cluster import LEASE_SECONDS, Cluster, names
 from tests.support.hostile import grey_page
 from tests.support.ocrspace_server import FakeOcrSpace
 from tests.support.redis_server import RedisServer
-from tests.support.rig import KEY
 from tests.support.tiffs import multipage
 from tests.support.verdicts import error_record, sidecar, temporaries
 from tests.support.waiting import wait_until
 
 CRASH_SITE = Path(__file__).resolve().parents[1] / "support" / "crashsite"
+SERVER_LATENCY = 0.1
 DONE_TIMEOUT = 90.0
 
 
@@ -45,23 +43,6 @@ class Hold:
             with self._lock:
                 self.held.append(filename)
             self.released.wait(60)
-
-
-@pytest.fixture
-def server() -> Iterator[FakeOcrSpace]:
-    with FakeOcrSpace(mode="text", api_key=KEY, latency=0.1) as fake:
-        yield fake
-
-
-@pytest.fixture
-def cluster(tmp_path: Path, redis_server: RedisServer, server: FakeOcrSpace) -> Iterator[Cluster]:
-    hosts = Cluster(tmp_path, redis_server, server, workers=2)
-    yield hosts
-    hosts.close()
-
-
-def names(count: int, prefix: str = "page") -> list[str]:
-    return [f"{prefix}-{number:03d}.png" for number in range(count)]
 
 
 def test_a_host_killed_with_requests_in_flight_loses_nothing(

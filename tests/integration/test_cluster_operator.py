@@ -9,11 +9,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from tests.support.cluster import INBOX_ID, Cluster
 from tests.support.commands import ocrwatch, write_config
@@ -30,19 +27,6 @@ STREAM = f"test:{{{INBOX_ID}}}:jobs"
 WAIT = 30.0
 RIGHT_PASSWORD = "Redis-Right-Pass-7731"
 WRONG_PASSWORD = "Redis-Wrong-Pass-5519"
-
-
-@pytest.fixture
-def server() -> Iterator[FakeOcrSpace]:
-    with FakeOcrSpace(mode="text", api_key=KEY) as fake:
-        yield fake
-
-
-@pytest.fixture
-def cluster(tmp_path: Path, redis_server: RedisServer, server: FakeOcrSpace) -> Iterator[Cluster]:
-    hosts = Cluster(tmp_path, redis_server, server, workers=2)
-    yield hosts
-    hosts.close()
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

@@ -23,6 +23,11 @@ INBOX_ID = "scans"
 LEASE_SECONDS = 5.0
 
 
+def names(count: int, prefix: str = "page") -> list[str]:
+    """File names for ``count`` pages: ``page-000.png``, ..."""
+    return [f"{prefix}-{number:03d}.png" for number in range(count)]
+
+
 class Cluster:
     """Hosts made by :meth:`host` over one inbox; all closed by :meth:`close`."""
 
