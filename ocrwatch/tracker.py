@@ -74,10 +74,15 @@ class Tracker:
         max_pending: int,
         clock: Callable[[], float] = time.monotonic,
         route: Callable[[Entry], str] | None = None,
+        dropped: Callable[[Any], None] | None = None,
     ) -> None:
-        """``route(entry)`` names the queue a ready entry waits in (default: its engine's)."""
+        """``route(entry)`` names the queue a ready entry waits in (default: its engine's);
+        ``dropped(job)`` is told of a job the tracker forgot before a worker settled it (its
+        file removed, its inbox dropped), so that the queue entry is not held forever. It is
+        called with the tracker's lock held: it must only take note."""
         self._settle_seconds = settle_seconds
         self._route = route or _engine_of
+        self._dropped = dropped
         self.max_pending = max_pending
         self._clock = clock
         self._entries: dict[Path, Entry] = {}
@@ -307,6 +312,10 @@ class Tracker:
         entry.state = "gone"
         if self._entries.get(entry.path) is entry:
             del self._entries[entry.path]
+        for job in (entry.job, entry.next_job):
+            if job is not None and self._dropped is not None:
+                self._dropped(job)
+        entry.job = entry.next_job = None
 
 
 def _engine_of(entry: Entry) -> str:

@@ -82,6 +82,8 @@ class Holdings:
         self._alone: set[str] = set()
         """Suspects being read now: nothing else starts here until they are settled."""
         self._unreadable: set[str] = set()
+        self._dropped: list[Delivery] = []
+        """Entries the tracker forgot unread (file removed, inbox dropped): handed back next."""
         self._freed = threading.Event()
         self.deliveries = 0
         """Entries taken from the queue since start (new, resumed and taken over), for metrics."""
@@ -100,8 +102,29 @@ class Holdings:
             held = list(self._held.values())
             self._held.clear()
             self._suspects.clear()
+            self._dropped.clear()
         self._freed.set()
         return held
+
+    def dropped(self, job: Any) -> None:
+        """The tracker forgot a job before a worker settled it: note it (called under the
+        tracker's lock); the cluster thread hands it back (:meth:`hand_back_dropped`)."""
+        if not isinstance(job, Delivery):
+            return
+        with self._lock:
+            if job.id in self._held:
+                self._dropped.append(job)
+            self._in_tracker.discard(job.id)
+            self._alone.discard(job.id)
+        self._freed.set()
+
+    def hand_back_dropped(self) -> None:
+        """Hand back the entries the tracker let go unread: another host (or a later scan)
+        decides what they need; this host no longer counts them against its capacity."""
+        with self._lock:
+            dropped, self._dropped = self._dropped, []
+        for delivery in dropped:
+            self._let_go(delivery)
 
     def keepalive(self) -> None:
         with self._lock:
@@ -163,6 +186,7 @@ class Holdings:
 
     def feed(self) -> None:
         """Hand jobs to the tracker: a suspect alone, else new ones up to the free capacity."""
+        self.hand_back_dropped()
         with self._lock:
             suspect = self._suspects[0] if self._suspects else None
             busy = bool(self._in_tracker)

@@ -80,7 +80,10 @@ class Daemon:
 
             route = cluster.route
         tracker = Tracker(
-            settle_seconds=self._settle_seconds, max_pending=plan.config.max_pending, route=route
+            settle_seconds=self._settle_seconds,
+            max_pending=plan.config.max_pending,
+            route=route,
+            dropped=self._job_dropped if route is not None else None,
         )
         self.context = Context(plan=plan, env=self.env, tracker=tracker)
         self.scanner = Scanner(self.context)
@@ -303,6 +306,11 @@ class Daemon:
             if mode is not None and mode.kind == "poll"
             else SETTLE_NATIVE_SECONDS
         )
+
+    def _job_dropped(self, job: object) -> None:
+        """The tracker forgot a job unread (its file removed, its inbox dropped)."""
+        if self.node is not None:
+            self.node.holdings.dropped(job)
 
     def _apply_lease_changes(self, node: ClusterNode) -> None:
         """Watch and scan the inboxes whose scanner lease this host took; let go of those it lost."""

@@ -10,10 +10,12 @@ is refused rather than misread.
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
 
+from ocrwatch.cluster.holding import Holdings
 from ocrwatch.cluster.jobs import (
     GROUP,
     JOB_VERSION,
@@ -24,9 +26,11 @@ from ocrwatch.cluster.jobs import (
     settings_fingerprint,
 )
 from ocrwatch.cluster.lease import HELD_ELSEWHERE, RENEWED, TAKEN, Leases
+from ocrwatch.cluster.node import ClusterNode
 from ocrwatch.cluster.streams import JobQueue
 from ocrwatch.config import parse_config
 from ocrwatch.plan import make_plan
+from ocrwatch.tracker import Tracker
 from tests.support.redis_server import RedisServer
 
 INBOX = "scans"
@@ -184,3 +188,49 @@ def test_host_names_are_stable_per_state_folder(tmp_path: Path) -> None:
     assert consumer_name(None, tmp_path / "a") == consumer_name(None, tmp_path / "a")
     assert consumer_name(None, tmp_path / "a") != consumer_name(None, tmp_path / "b")
     assert "worker-7" == consumer_name("worker-7", tmp_path)
+
+
+def test_a_job_the_tracker_forgets_unread_is_handed_back(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """A delivered file removed before a worker took it: the entry goes back to the queue and
+    no longer counts against the host's capacity (else a host would shrink over months)."""
+    inbox_folder = tmp_path / "inbox"
+    inbox_folder.mkdir()
+    (inbox_folder / "a.png").write_bytes(b"not read in this test")
+    text = f"queue: {{url: '{redis_server.url}'}}\ninboxes:\n  - {{id: {INBOX}, path: {inbox_folder}, engine: tesseract}}\n"
+    plan = make_plan(parse_config(text, tmp_path / "c.yaml"))
+    holdings: list[Holdings] = []
+    tracker = Tracker(
+        settle_seconds=lambda inbox: 0.0,
+        max_pending=10,
+        route=ClusterNode.route,
+        dropped=lambda job: holdings[0].dropped(job),
+    )
+    client = redis_server.client()
+    queue = JobQueue(client, Keys("t"), "a", LEASE)
+    queue.ensure_group(INBOX)
+    assert plan.config.queue is not None
+    holdings.append(
+        Holdings(
+            plan.config.queue,
+            queue,
+            host="a",
+            plan=lambda: plan,
+            tracker=tracker,
+            capacity=4,
+            drift={},
+            absent=set(),
+            published=lambda name: None,
+            stop=threading.Event(),
+        )
+    )
+    settings = settings_fingerprint(plan.inboxes[0])
+    queue.enqueue(Job(INBOX, "a.png", 21, 1, settings, "scanner"), max_backlog=100)
+    holdings[0].feed()
+    assert 1 == holdings[0].held()
+    (inbox_folder / "a.png").unlink()
+    tracker.removed(inbox_folder / "a.png")
+    holdings[0].hand_back_dropped()  # what the next feed() does first
+    assert 0 == holdings[0].held()
+    assert {"length": 1, "pending": 0, "holders": {}} == queue.depth(INBOX)
