@@ -235,6 +235,7 @@ class Holdings:
                 )
             with self._lock:
                 self._held[delivery.id] = delivery
+                self._alone.discard(delivery.id)  # unread, it cannot crash anything here
             return
         if inbox_id(inbox) in self.absent or not inbox.path.is_dir():
             logger.error(
