@@ -5,9 +5,11 @@ flight and uploads being prepared), so that no host hoards what another
 could start now. New entries go to the tracker, where the workers find
 them. An entry delivered before — taken over from a silent host, or held by
 this host when it died — is a *suspect*: it may be the file that crashed
-the host, so it is read alone, with nothing else in flight here; after
-``max_deliveries`` unfinished deliveries it gets an ``.error.json`` without
-being read again. An innocent file read alone simply completes.
+the host, so it is read alone, with nothing else in flight here. Redis
+counts, per entry, the reads started and never finished (``starts``; a
+suspect still waiting its turn when its host died is not counted); after
+``max_deliveries`` of them the file gets an ``.error.json`` without being
+read again. An innocent file read alone simply completes.
 
 Every entry held is kept alive (its idle time reset, owner-checked) every
 third of a lease; one another host took meanwhile is let go. A worker
@@ -261,9 +263,13 @@ class Holdings:
             self._let_go(delivery)
             return
         path = job.local_path(inbox)
-        if delivery.earlier >= self.config.max_deliveries:
-            self._fail_crashed(delivery, path, inbox)
+        # Crashes are counted by reads started and never finished, not by deliveries: a
+        # suspect waiting its turn when its host died is not evidence against it.
+        crashed = self.queue.starts(delivery)
+        if crashed >= self.config.max_deliveries:
+            self._fail_crashed(delivery, path, inbox, crashed)
             return
+        self.queue.started(delivery)
         with self._lock:
             self._held[delivery.id] = delivery
             self._in_tracker.add(delivery.id)
@@ -271,9 +277,9 @@ class Holdings:
             logger.info("cluster: %s is being read here already; its second job is dropped", path)
             self._done(delivery, ack=True)
 
-    def _fail_crashed(self, delivery: Delivery, path: Path, inbox: InboxPlan) -> None:
+    def _fail_crashed(self, delivery: Delivery, path: Path, inbox: InboxPlan, crashed: int) -> None:
         error = InternalError(
-            f"reading it ended the ocrwatch process {delivery.earlier} times (a crash, not an "
+            f"reading it ended the ocrwatch process {crashed} times (a crash, not an "
             f"error; max_deliveries is {self.config.max_deliveries}); it is not tried again "
             "until it changes or `ocrwatch retry` is run"
         )
@@ -284,7 +290,7 @@ class Holdings:
             None,
             inbox.rules,
             error,
-            attempt=delivery.earlier,
+            attempt=crashed,
             first_attempt=time.time(),
         )
         self._done(delivery, ack=True)

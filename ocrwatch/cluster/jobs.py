@@ -161,6 +161,10 @@ class Keys:
         digest = hashlib.sha256(path.encode()).hexdigest()[:32]
         return self._inbox(inbox, f"queued:{digest}")
 
+    def starts(self, inbox: str) -> str:
+        """Per entry id: how many times a host started reading it without finishing."""
+        return self._inbox(inbox, "starts")
+
     def scanner(self, inbox: str) -> str:
         """The scanner lease: the host that watches the inbox and queues its files."""
         return self._inbox(inbox, "scanner")

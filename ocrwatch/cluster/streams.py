@@ -72,6 +72,7 @@ return ''
 _ACK = """
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
+redis.call('HDEL', KEYS[3], ARGV[2])
 if redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('DEL', KEYS[2]) end
 return 1
 """
@@ -82,6 +83,7 @@ if not (entry[1] and entry[1][2] == ARGV[2]) then return 0 end
 redis.call('XADD', KEYS[1], '*', 'job', ARGV[4])
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
 redis.call('XDEL', KEYS[1], ARGV[3])
+redis.call('HDEL', KEYS[2], ARGV[3])
 return 1
 """
 
@@ -238,7 +240,7 @@ class JobQueue:
         # An unreadable job has no mark of its own: a mark name nothing uses stands in.
         mark = self.keys.queued(delivery.inbox, job.path if job else "\0unreadable")
         self._ack(
-            keys=[self.keys.stream(delivery.inbox), mark],
+            keys=[self.keys.stream(delivery.inbox), mark, self.keys.starts(delivery.inbox)],
             args=[GROUP, delivery.id, job.facts if job else ""],
         )
 
@@ -249,10 +251,24 @@ class JobQueue:
             return False
         return bool(
             self._release(
-                keys=[self.keys.stream(delivery.inbox)],
+                keys=[self.keys.stream(delivery.inbox), self.keys.starts(delivery.inbox)],
                 args=[GROUP, self.consumer, delivery.id, text],
             )
         )
+
+    def starts(self, delivery: Delivery) -> int:
+        """How many times a host started reading this entry and did not finish (a crash or
+        kill ended it): held and not started does not count."""
+        value = self.client.hget(self.keys.starts(delivery.inbox), delivery.id)
+        return int(value or 0)
+
+    def started(self, delivery: Delivery) -> None:
+        """A host starts reading the entry now (forgotten with its acknowledgement)."""
+        key = self.keys.starts(delivery.inbox)
+        with self.client.pipeline() as pipe:
+            pipe.hincrby(key, delivery.id, 1)
+            pipe.expire(key, QUEUED_MARK_SECONDS)
+            pipe.execute()
 
     def depth(self, inbox: str) -> dict[str, Any]:
         """The inbox's queue: entries waiting or held, and the holders' counts."""
