@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, WithJsonSchema, field_validator, model_validator
 
 from ocrwatch.config.base import ConfigPath, EngineName, LengthValue, Model
-from ocrwatch.config.queue import NAME_PATTERN
+from ocrwatch.config.queue import checked_name
 from ocrwatch.geometry import BoxRule, CropRule, Length, MarginRule
 
 DEFAULT_PATTERNS = (
@@ -329,11 +329,7 @@ class InboxConfig(Model):
     @field_validator("id")
     @classmethod
     def _id(cls, value: str | None) -> str | None:
-        if value is not None and not NAME_PATTERN.match(value):
-            raise ValueError(
-                f"{value!r}: use letters, digits, '_', '-' and '.' (at most 64, not first)"
-            )
-        return value
+        return checked_name(value)
 
     @field_validator("language")
     @classmethod

@@ -22,6 +22,15 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 URL_SCHEMES = ("redis", "rediss", "unix")
 
 
+def checked_name(value: str | None) -> str | None:
+    """``value`` if it may name a namespace, inbox or host (see :data:`NAME_PATTERN`)."""
+    if value is not None and not NAME_PATTERN.match(value):
+        raise ValueError(
+            f"{value!r}: use letters, digits, '_', '-' and '.' (at most 64, not first)"
+        )
+    return value
+
+
 class TlsConfig(Model):
     """Client certificates and a private CA for ``rediss://`` (system CAs when absent)."""
 
@@ -116,11 +125,7 @@ class QueueConfig(Model):
     @field_validator("namespace", "host_name")
     @classmethod
     def _name(cls, value: str | None) -> str | None:
-        if value is not None and not NAME_PATTERN.match(value):
-            raise ValueError(
-                f"{value!r}: use letters, digits, '_', '-' and '.' (at most 64, not first)"
-            )
-        return value
+        return checked_name(value)
 
     @field_validator("roles")
     @classmethod
