@@ -1,7 +1,5 @@
 """``python -m ocrwatch``: the same as the ``ocrwatch`` command."""
 
-import sys
+from ocrwatch.cli import console
 
-from ocrwatch.cli import main
-
-sys.exit(main())
+console()

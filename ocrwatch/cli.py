@@ -22,8 +22,9 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
-from ocrwatch import __version__, allocator, inspection, logs, once, progress
+from ocrwatch import __version__, allocator, exiting, inspection, logs, once, progress
 from ocrwatch.config import (
     LoadedConfig,
     config_schema,
@@ -435,5 +436,10 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def console() -> NoReturn:
+    """The console script: :func:`main`, then the quick exit of :mod:`ocrwatch.exiting`."""
+    exiting.leave(main())
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    console()
