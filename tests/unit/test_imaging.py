@@ -539,6 +539,37 @@ def test_grey_jpeg_decodes_to_a_writeable_2d_array() -> None:
     assert decoded.pixels.flags.writeable
 
 
+@pytest.mark.parametrize("grey", [False, True])
+def test_a_plain_jpeg_decodes_to_libjpeg_turbos_own_pixels(
+    photo_scan: np.ndarray, grey: bool
+) -> None:
+    """The fast path gives exactly what OpenCV's decoder (the same library) gives."""
+    page = cv2.cvtColor(photo_scan, cv2.COLOR_BGR2GRAY) if grey else photo_scan
+    ok, jpeg = cv2.imencode(".jpg", page, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    assert ok
+
+    decoded = imaging.decode(jpeg.tobytes(), max_pixels=MAX_PIXELS)
+
+    expected = cv2.imdecode(jpeg, cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR)
+    assert decoded.pixels.shape == expected.shape
+    assert np.array_equal(decoded.pixels, expected)
+    assert decoded.pixels.flags.c_contiguous and decoded.pixels.flags.writeable
+
+
+def test_a_jpeg_with_stray_bytes_between_segments_still_decodes() -> None:
+    """libjpeg only warns of "extraneous bytes before marker"; the file is read, not failed."""
+    rgb = np.random.default_rng(5).integers(0, 256, (40, 48, 3), dtype=np.uint8)
+    ok, jpeg = cv2.imencode(".jpg", rgb, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    assert ok
+    data = jpeg.tobytes()
+    start_of_scan = data.index(b"\xff\xda")
+    damaged = data[:start_of_scan] + b"\x00\x01\x02" + data[start_of_scan:]
+
+    decoded = imaging.decode(damaged, max_pixels=MAX_PIXELS)
+
+    assert np.array_equal(decoded.pixels, cv2.imdecode(jpeg, cv2.IMREAD_COLOR))
+
+
 @pytest.mark.parametrize(
     ("image", "format_name", "expected"),
     [
