@@ -14,6 +14,14 @@
     whole process, start-up included. This mode imports what the seed's
     script imports (OpenCV, NumPy, requests), nothing the watchers need.
 
+``python -m benchmarks.baselines bare ... --threads N``
+    What the server and the machine allow any client: the given files are
+    uploads already encoded (read into memory before the clock starts) and
+    go to the server from N threads, each with its own kept-alive
+    ``requests`` session, nothing decoded, nothing written. It waits for a
+    folder name on stdin, posts every file in it, prints ``done N SECONDS``
+    (from the first post to the last answer), and waits for the next.
+
 ``python -m benchmarks.baselines watch --policy stability|ocrmypdf ...``
     A folder watcher with another project's readiness policy, then the same
     OCR call ocrwatch makes (the file's bytes posted to the same server over
@@ -155,6 +163,46 @@ def seed_once(arguments: argparse.Namespace) -> int:
         for image in (_images(given) if given.is_dir() else [given])
     ]
     print(_summary([_seed_one(path, arguments) for path in paths]), flush=True)
+    return 0
+
+
+def _post_all(
+    arguments: argparse.Namespace, pending: list[tuple[str, bytes]], lock: threading.Lock
+) -> None:
+    """Post uploads taken from ``pending`` over one kept-alive session until none is left."""
+    session = requests.Session()
+    while True:
+        with lock:
+            if not pending:
+                return
+            name, data = pending.pop()
+        filetype = _filetype(data)
+        response = session.post(
+            arguments.endpoint,
+            data=_fields(filetype),
+            files={"file": (name, data, MIME[filetype])},
+            headers={"apikey": arguments.api_key},
+            timeout=REQUEST_TIMEOUT,
+        )
+        response.raise_for_status()
+
+
+def bare_client(arguments: argparse.Namespace) -> int:
+    print("ready", flush=True)
+    for line in sys.stdin:
+        uploads = [(path.name, path.read_bytes()) for path in sorted(Path(line.strip()).iterdir())]
+        pending = list(reversed(uploads))
+        lock = threading.Lock()
+        threads = [
+            threading.Thread(target=_post_all, args=(arguments, pending, lock))
+            for _ in range(arguments.threads)
+        ]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        print(f"done {len(uploads)} {time.perf_counter() - started:.4f}", flush=True)
     return 0
 
 
@@ -336,6 +384,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     single.add_argument("--quality", type=int, default=90)
     single.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="images or folders")
     single.set_defaults(handler=seed_once)
+    bare = commands.add_parser("bare", help="pre-encoded uploads posted from N threads")
+    bare.add_argument("--endpoint", required=True)
+    bare.add_argument("--api-key", required=True)
+    bare.add_argument("--threads", type=int, required=True)
+    bare.set_defaults(handler=bare_client)
     watcher = commands.add_parser(
         "watch", help="a folder watcher with another project's readiness policy"
     )
