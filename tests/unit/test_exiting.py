@@ -20,7 +20,7 @@ from ocrwatch.exiting import FLUSH_FAILED
 TIMEOUT = 60
 
 
-def _run(code: str, **kwargs: object) -> subprocess.CompletedProcess[bytes]:
+def _run(code: str) -> subprocess.CompletedProcess[bytes]:
     # Buffered streams, as a command's usually are: PYTHONUNBUFFERED would hide a lost flush.
     env = {name: value for name, value in os.environ.items() if name != "PYTHONUNBUFFERED"}
     return subprocess.run(
@@ -29,7 +29,6 @@ def _run(code: str, **kwargs: object) -> subprocess.CompletedProcess[bytes]:
         env=env,
         timeout=TIMEOUT,
         check=False,
-        **kwargs,  # type: ignore[arg-type]
     )
 
 

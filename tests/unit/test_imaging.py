@@ -551,6 +551,7 @@ def test_a_plain_jpeg_decodes_to_libjpeg_turbos_own_pixels(
     decoded = imaging.decode(jpeg.tobytes(), max_pixels=MAX_PIXELS)
 
     expected = cv2.imdecode(jpeg, cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR)
+    assert expected is not None
     assert decoded.pixels.shape == expected.shape
     assert np.array_equal(decoded.pixels, expected)
     assert decoded.pixels.flags.c_contiguous and decoded.pixels.flags.writeable
@@ -567,7 +568,9 @@ def test_a_jpeg_with_stray_bytes_between_segments_still_decodes() -> None:
 
     decoded = imaging.decode(damaged, max_pixels=MAX_PIXELS)
 
-    assert np.array_equal(decoded.pixels, cv2.imdecode(jpeg, cv2.IMREAD_COLOR))
+    expected = cv2.imdecode(jpeg, cv2.IMREAD_COLOR)
+    assert expected is not None
+    assert np.array_equal(decoded.pixels, expected)
 
 
 @pytest.mark.parametrize(
