@@ -14,7 +14,10 @@ lease; workers whose own fingerprint differs stop taking that inbox's
 files (config drift) and say so.
 
 Each host keeps a record of itself (roles, version, what it holds, its
-drift) under an expiring key, which ``ocrwatch status`` lists.
+drift) under an expiring key, which ``ocrwatch status`` lists. The record
+carries the process's instance id (:mod:`ocrwatch.cluster.identity`), and a
+record under this host's name with another instance id is never
+overwritten: two daemons under one name are told apart, not merged.
 """
 
 from __future__ import annotations
@@ -40,6 +43,28 @@ end
 return 0
 """
 
+_ANNOUNCE = """
+local current = redis.call('GET', KEYS[1])
+if current then
+  local ok, record = pcall(cjson.decode, current)
+  if ok and type(record) == 'table' and record['instance'] and record['instance'] ~= ARGV[1] then
+    return current
+  end
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return false
+"""
+
+_FORGET = """
+local current = redis.call('GET', KEYS[1])
+if not current then return 0 end
+local ok, record = pcall(cjson.decode, current)
+if ok and type(record) == 'table' and record['instance'] == ARGV[1] and record['seen'] == tonumber(ARGV[2]) then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -56,13 +81,18 @@ HOST_LIFETIMES = 3
 class Leases:
     """One host's side of the scanner leases and of its own host record."""
 
-    def __init__(self, client: redis.Redis, keys: Keys, host: str, lease_seconds: float) -> None:
+    def __init__(
+        self, client: redis.Redis, keys: Keys, host: str, lease_seconds: float, instance: str = ""
+    ) -> None:
         self.client = client
         self.keys = keys
         self.host = host
+        self.instance = instance
         self.lease_ms = int(lease_seconds * 1000)
         self._take_or_renew = client.register_script(_TAKE_OR_RENEW)
         self._release = client.register_script(_RELEASE)
+        self._announce = client.register_script(_ANNOUNCE)
+        self._forget = client.register_script(_FORGET)
 
     def take_or_renew(self, inbox: str, settings: str) -> int:
         """TAKEN (it was free), RENEWED (this host held it) or HELD_ELSEWHERE."""
@@ -88,17 +118,37 @@ class Leases:
         value = self.client.get(self.keys.settings(inbox))
         return str(value) if value else None
 
-    def announce(self, record: dict[str, Any]) -> None:
-        """Write this host's record (expiring unless renewed)."""
-        self.client.set(
-            self.keys.host(self.host),
-            json.dumps(record, sort_keys=True),
-            px=self.lease_ms * HOST_LIFETIMES,
+    def announce(self, record: dict[str, Any]) -> dict[str, Any] | None:
+        """Write this host's record (expiring unless renewed), unless another instance's is there.
+
+        Returns that other record (nothing written), or None once this one is written.
+        """
+        other = self._announce(
+            keys=[self.keys.host(self.host)],
+            args=[
+                self.instance,
+                json.dumps({**record, "instance": self.instance}, sort_keys=True),
+                self.lease_ms * HOST_LIFETIMES,
+            ],
+        )
+        return _parsed(other) if other else None
+
+    def record(self) -> dict[str, Any] | None:
+        """The record under this host's name, whoever wrote it; None if there is none."""
+        return _parsed(self.client.get(self.keys.host(self.host)))
+
+    def forget(self, record: dict[str, Any]) -> None:
+        """Delete the record under this host's name if it is still ``record`` (a dead instance's)."""
+        self._forget(
+            keys=[self.keys.host(self.host)],
+            args=[str(record.get("instance")), repr(float(record.get("seen") or 0))],
         )
 
     def leave(self) -> None:
-        """Remove this host's record (a clean stop)."""
-        self.client.delete(self.keys.host(self.host))
+        """Remove this host's record (a clean stop), unless another instance wrote it."""
+        current = self.record()
+        if current is None or current.get("instance") in (None, self.instance):
+            self.client.delete(self.keys.host(self.host))
 
     def hosts(self) -> dict[str, dict[str, Any]]:
         """Every live host's record, by name."""
@@ -113,3 +163,13 @@ class Leases:
             except ValueError:
                 continue
         return found
+
+
+def _parsed(value: Any) -> dict[str, Any] | None:
+    if not value:
+        return None
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) else None

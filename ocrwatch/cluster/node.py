@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -40,7 +42,7 @@ from ocrwatch import __version__
 from ocrwatch.cluster.connection import describe_error, is_redis_error
 from ocrwatch.cluster.holding import FEED_WAIT, READ_BLOCK_MS, Holdings
 from ocrwatch.cluster.jobs import Job, Keys, inbox_id, relative_path, settings_fingerprint
-from ocrwatch.cluster.lease import HELD_ELSEWHERE, TAKEN, Leases
+from ocrwatch.cluster.lease import HELD_ELSEWHERE, RENEWED, TAKEN, Leases
 from ocrwatch.cluster.pages import SharedPages
 from ocrwatch.cluster.streams import JobQueue
 from ocrwatch.config import QueueConfig
@@ -80,6 +82,7 @@ class ClusterNode:
         client: redis.Redis,
         *,
         host: str,
+        instance: str,
         plan: Callable[[], Any],
         tracker: Tracker,
         stop: threading.Event,
@@ -91,7 +94,9 @@ class ClusterNode:
         self.host = host
         self.keys = Keys(config.namespace)
         self.queue = JobQueue(client, self.keys, host, config.lease_seconds)
-        self.leases = Leases(client, self.keys, host, config.lease_seconds)
+        self.leases = Leases(client, self.keys, host, config.lease_seconds, instance)
+        self._name_taken_by: str | None = None
+        """The other instance whose record holds this host's name, once seen (logged once)."""
         self.pages = SharedPages(client, self.keys, self.locate, local=None)
         self._plan = plan
         self.tracker = tracker
@@ -264,14 +269,16 @@ class ClusterNode:
                 self.holdings.resume_own()
             self.holdings.take_over()
         self._reachable()
-        self.leases.announce(self.describe())
+        self._announce()
 
     def _scanner_lease(self, inbox: InboxPlan, settings: str, created: bool) -> None:
         name = inbox_id(inbox)
         result = self.leases.take_or_renew(name, settings)
-        if result == TAKEN:
+        if result == TAKEN or (result == RENEWED and name not in self.scanning):
+            # RENEWED but not scanning: this host's previous run held it (a restart within the
+            # lease); the lease is this run's now, and so is the scanning.
             self.scanning.add(name)
-            reason = "took the scanner lease"
+            reason = "took the scanner lease" if result == TAKEN else "took back the scanner lease"
             if created:
                 reason += " (its queue was empty or lost)"
             logger.info("cluster: %s of inbox %s (%s)", reason, name, inbox.path)
@@ -365,11 +372,28 @@ class ClusterNode:
 
     # Status.
 
+    def _announce(self) -> None:
+        """The host record; another live instance under this name is an error, said once."""
+        other = self.leases.announce(self.describe())
+        taken_by = None if other is None else str(other.get("instance"))
+        if other is not None and taken_by != self._name_taken_by:
+            logger.error(
+                "cluster: another ocrwatch (on %s, pid %s) now runs under this host's name %s: "
+                "the two take each other's files for their own; give each host its own "
+                "queue.host_name",
+                other.get("machine"),
+                other.get("pid"),
+                self.host,
+            )
+        self._name_taken_by = taken_by
+
     def describe(self) -> dict[str, Any]:
         """This host's record: what ``ocrwatch status`` shows of it."""
         held, suspects = self.holdings.held(), self.holdings.suspects()
         return {
             "host": self.host,
+            "machine": socket.gethostname(),
+            "pid": os.getpid(),
             "version": __version__,
             "roles": list(self.roles),
             "scanning": sorted(self.scanning),

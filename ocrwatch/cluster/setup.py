@@ -15,6 +15,7 @@ from pathlib import Path
 from ocrwatch.apikey import KeyHolder
 from ocrwatch.cluster.budget import SharedGate, api_key_hash
 from ocrwatch.cluster.connection import connect, describe_error, is_redis_error, shown_url
+from ocrwatch.cluster.identity import claim_name, instance_id
 from ocrwatch.cluster.jobs import Keys, consumer_name
 from ocrwatch.cluster.node import ClusterNode
 from ocrwatch.once import default_workers, worker_threads
@@ -58,6 +59,7 @@ def join(
         config,
         client,
         host=host,
+        instance=instance_id(state_dir),
         plan=current_plan,
         tracker=tracker,
         stop=stop,
@@ -89,6 +91,7 @@ def join(
             config.namespace,
             node.capacity,
         )
+        claim_name(node.leases, config.lease_seconds, stop)
     except Exception as error:
         if not is_redis_error(error):
             raise

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from ocrwatch.cluster.holding import Holdings
+from ocrwatch.cluster.identity import TOKEN_FILE, instance_id
 from ocrwatch.cluster.jobs import (
     GROUP,
     JOB_VERSION,
@@ -234,3 +235,34 @@ def test_a_job_the_tracker_forgets_unread_is_handed_back(
     holdings[0].hand_back_dropped()  # what the next feed() does first
     assert 0 == holdings[0].held()
     assert {"length": 1, "pending": 0, "holders": {}} == queue.depth(INBOX)
+
+
+def test_a_host_record_under_another_instance_is_never_overwritten(
+    redis_server: RedisServer,
+) -> None:
+    client = redis_server.client()
+    mine, theirs = (Leases(client, Keys("t"), "alpha", LEASE, instance) for instance in "12")
+    assert mine.announce({"seen": 1.5, "pid": 11}) is None
+    assert mine.announce({"seen": 2.5, "pid": 11}) is None  # its own: renewed
+
+    other = theirs.announce({"seen": 3.5, "pid": 22})
+
+    assert other is not None and other["pid"] == 11
+    record = theirs.record()
+    assert record is not None and (record["instance"], record["seen"]) == ("1", 2.5)
+    theirs.leave()  # not its record: stays
+    assert mine.record() is not None
+    theirs.forget({"instance": "1", "seen": 1.5})  # renewed since: stays
+    assert mine.record() is not None
+    theirs.forget({"instance": "1", "seen": 2.5})  # still the record seen: a dead one's, gone
+    assert theirs.record() is None
+    assert theirs.announce({"seen": 4.5, "pid": 22}) is None
+
+
+def test_an_installation_keeps_its_instance_id_and_another_has_its_own(tmp_path: Path) -> None:
+    first = instance_id(tmp_path / "a" / "state")  # the folder does not exist yet
+
+    assert instance_id(tmp_path / "a" / "state") == first
+    assert instance_id(tmp_path / "b" / "state") != first
+    (tmp_path / "a" / "state" / TOKEN_FILE).unlink()  # a lost cache: a new instance
+    assert instance_id(tmp_path / "a" / "state") != first
