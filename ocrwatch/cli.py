@@ -3,8 +3,9 @@
 Exit codes: 0 success; 1 some files failed (``once``), or ``retry`` could
 not queue its files in Redis; 2 configuration or usage error, the API key
 was rejected, or ``check`` could not use the config's Redis; 3 ``status``
-found no daemon running; 130 interrupted. This is the only module that
-turns errors into exit codes.
+found no daemon running; 130 interrupted (and 120, from :mod:`ocrwatch.exiting`,
+when the output cannot be flushed). This is the only module that turns errors
+into exit codes.
 
 With a ``queue:`` section, ``status``, ``check`` and ``retry`` also look at
 the cluster (:mod:`ocrwatch.cluster.inspect`, imported only then), and
