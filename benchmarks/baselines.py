@@ -166,25 +166,36 @@ def seed_once(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _post(session: requests.Session, endpoint: str, name: str, data: bytes) -> requests.Response:
+    """One file's bytes posted as ocrwatch posts them (the session carries the key)."""
+    filetype = _filetype(data)
+    response = session.post(
+        endpoint,
+        files={"file": (name, data, MIME[filetype])},
+        data=_fields(filetype),
+        timeout=REQUEST_TIMEOUT,
+    )
+    response.raise_for_status()
+    return response
+
+
+def _session(api_key: str) -> requests.Session:
+    session = requests.Session()
+    session.headers["apikey"] = api_key
+    return session
+
+
 def _post_all(
     arguments: argparse.Namespace, pending: list[tuple[str, bytes]], lock: threading.Lock
 ) -> None:
     """Post uploads taken from ``pending`` over one kept-alive session until none is left."""
-    session = requests.Session()
+    session = _session(arguments.api_key)
     while True:
         with lock:
             if not pending:
                 return
             name, data = pending.pop()
-        filetype = _filetype(data)
-        response = session.post(
-            arguments.endpoint,
-            data=_fields(filetype),
-            files={"file": (name, data, MIME[filetype])},
-            headers={"apikey": arguments.api_key},
-            timeout=REQUEST_TIMEOUT,
-        )
-        response.raise_for_status()
+        _post(session, arguments.endpoint, name, data)
 
 
 def bare_client(arguments: argparse.Namespace) -> int:
@@ -215,19 +226,10 @@ class _Reader:
 
     def __init__(self, endpoint: str, api_key: str) -> None:
         self.endpoint = endpoint
-        self.session = requests.Session()
-        self.session.headers["apikey"] = api_key
+        self.session = _session(api_key)
 
     def process(self, path: Path) -> None:
-        data = path.read_bytes()
-        filetype = _filetype(data)
-        response = self.session.post(
-            self.endpoint,
-            files={"file": (path.name, data, MIME[filetype])},
-            data=_fields(filetype),
-            timeout=REQUEST_TIMEOUT,
-        )
-        response.raise_for_status()
+        response = _post(self.session, self.endpoint, path.name, path.read_bytes())
         text = _text_of(response.json())
         _write_durably(path.with_name(path.name + ".txt"), text.encode())
         _write_durably(path.with_name(path.name + ".json"), response.content)
