@@ -78,7 +78,7 @@ def claim_name(leases: Leases, lease_seconds: float, stop: threading.Event) -> N
             raise
         logger.debug("cluster: host name not checked: %s", describe_error(error))
         return
-    if first is None or first.get("instance") in (None, leases.instance):
+    if first is None or leases.is_mine(first):
         return
     patience = RENEWALS_WATCHED * lease_seconds / 3 + WATCH_MARGIN
     logger.info(
@@ -96,7 +96,7 @@ def claim_name(leases: Leases, lease_seconds: float, stop: threading.Event) -> N
             if not is_redis_error(error):
                 raise
             return
-        if current is None or current.get("instance") in (None, leases.instance):
+        if current is None or leases.is_mine(current):
             return
         if current.get("seen") != first.get("seen") or current.get("instance") != first.get(
             "instance"

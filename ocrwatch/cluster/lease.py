@@ -147,8 +147,13 @@ class Leases:
     def leave(self) -> None:
         """Remove this host's record (a clean stop), unless another instance wrote it."""
         current = self.record()
-        if current is None or current.get("instance") in (None, self.instance):
+        if current is None or self.is_mine(current):
             self.client.delete(self.keys.host(self.host))
+
+    def is_mine(self, record: dict[str, Any]) -> bool:
+        """True for this process's own record, or one without an instance id (written by a
+        version before them), which nothing can tell from its own."""
+        return record.get("instance") in (None, self.instance)
 
     def hosts(self) -> dict[str, dict[str, Any]]:
         """Every live host's record, by name."""

@@ -171,6 +171,10 @@ class ClusterNode:
         """See :meth:`Holdings.settle` (called by workers)."""
         self.holdings.settle(entry, outcome)
 
+    def dropped(self, job: object) -> None:
+        """See :meth:`Holdings.dropped` (called by the tracker, under its lock)."""
+        self.holdings.dropped(job)
+
     # Life cycle.
 
     def start(self) -> None:

@@ -310,7 +310,7 @@ class Daemon:
     def _job_dropped(self, job: object) -> None:
         """The tracker forgot a job unread (its file removed, its inbox dropped)."""
         if self.node is not None:
-            self.node.holdings.dropped(job)
+            self.node.dropped(job)
 
     def _apply_lease_changes(self, node: ClusterNode) -> None:
         """Watch and scan the inboxes whose scanner lease this host took; let go of those it lost."""
